@@ -1,0 +1,23 @@
+//! Slipway configuration: the service file (`slipway.toml`), the builds file read from the product
+//! repository at the commit being built, their validation (every error carries `file:line:col`),
+//! and the planner that turns a job + milestone into an ordered DAG with untrusted bypasses.
+
+mod builds;
+mod diag;
+mod duration;
+mod plan;
+mod service;
+mod validate;
+
+pub use builds::{ArtifactSpec, Build, Builds, NativeAction};
+pub use diag::{ConfigError, ConfigErrors, Loc, SourceText};
+pub use duration::parse_duration;
+pub use plan::{plan, Bypass, Flow, Plan, PlanError, PlannedBuild};
+pub use service::{
+    BranchRow, BranchSelector, Bucket, Config, Job, Project, ReviewTrigger, Secret, SecretSource,
+    Trigger,
+};
+pub use validate::validate;
+
+#[cfg(test)]
+mod tests;

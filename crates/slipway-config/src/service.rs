@@ -1,0 +1,455 @@
+//! The service file: project, branch table, buckets, secrets, jobs (and optionally builds).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::builds::{Builds, RawBuild};
+use crate::diag::{parse_toml, ConfigError, ConfigErrors, Loc, SourceText};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    project: Spanned<RawProject>,
+    #[serde(default)]
+    branches: Vec<Spanned<RawBranch>>,
+    #[serde(default)]
+    buckets: BTreeMap<Spanned<String>, RawBucket>,
+    #[serde(default)]
+    secrets: BTreeMap<Spanned<String>, RawSecret>,
+    #[serde(default)]
+    jobs: BTreeMap<Spanned<String>, RawJob>,
+    #[serde(default)]
+    builds: BTreeMap<Spanned<String>, Spanned<RawBuild>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProject {
+    name: Spanned<String>,
+    repo: Spanned<String>,
+    builds: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBranch {
+    channel: String,
+    milestone: Spanned<u32>,
+    branch: Spanned<String>,
+    #[serde(default = "yes")]
+    active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawBucket {
+    Url(String),
+    Table(RawBucketTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBucketTable {
+    url: String,
+    promote_to: Option<String>,
+    cache_control: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecret {
+    file: Option<String>,
+    env: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJob {
+    trigger: Spanned<RawTrigger>,
+    branches: Spanned<RawBranches>,
+    #[serde(default)]
+    untrusted: bool,
+    builds: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawTrigger {
+    Named(String),
+    Review { review: ReviewTrigger },
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawBranches {
+    Named(String),
+    List(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub name: String,
+    /// A local path (resolved against the config file's folder) or a URL git understands.
+    pub repo: String,
+    pub repo_loc: Loc,
+    /// Path of the builds file inside the product repository, if builds come from the repo.
+    pub builds_path: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BranchRow {
+    pub channel: String,
+    pub milestone: u32,
+    pub branch: String,
+    pub active: bool,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone)]
+pub struct Bucket {
+    pub name: String,
+    pub url: String,
+    pub promote_to: Option<String>,
+    pub cache_control: Option<String>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    File(PathBuf),
+    Env(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Secret {
+    pub name: String,
+    pub source: SecretSource,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewTrigger {
+    pub label: String,
+    pub min: i32,
+}
+
+impl<'de> Deserialize<'de> for ReviewTrigger {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            label: String,
+            min: i32,
+        }
+        let r = Raw::deserialize(d)?;
+        Ok(ReviewTrigger {
+            label: r.label,
+            min: r.min,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    Continuous,
+    Manual,
+    Review(ReviewTrigger),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BranchSelector {
+    /// Every active row of the branch table.
+    Active,
+    /// Rows whose branch is one of these names (active or not).
+    Named(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub name: String,
+    pub trigger: Trigger,
+    pub branches: BranchSelector,
+    pub untrusted: bool,
+    pub builds: Vec<(String, Loc)>,
+    pub loc: Loc,
+    pub branches_loc: Loc,
+}
+
+/// The loaded service config. Paths in it are relative to `base_dir` (the config file's folder).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: SourceText,
+    pub base_dir: PathBuf,
+    pub project: Project,
+    pub branches: Vec<BranchRow>,
+    pub buckets: BTreeMap<String, Bucket>,
+    pub secrets: BTreeMap<String, Secret>,
+    pub jobs: BTreeMap<String, Job>,
+    /// Builds defined in the service file itself (a single-file setup).
+    pub inline_builds: Builds,
+}
+
+impl Config {
+    /// Reads and checks the service file. Checks here are those that need only this file;
+    /// [`crate::validate`] checks jobs against the builds of a commit.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            loc: Loc {
+                file: path.display().to_string().into(),
+                line: 0,
+                col: 0,
+            },
+            message: format!("cannot read config: {e}"),
+        })?;
+        let base_dir = path
+            .parent()
+            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        Config::parse(SourceText::new(path.display().to_string(), text), base_dir)
+    }
+
+    pub fn parse(source: SourceText, base_dir: PathBuf) -> Result<Config, ConfigErrors> {
+        let raw: RawService = parse_toml(&source)?;
+        let mut errors = ConfigErrors::default();
+
+        let project = {
+            let p = raw.project.get_ref();
+            if !is_name(p.name.get_ref()) {
+                errors.push(source.error(
+                    &p.name.span(),
+                    format!(
+                        "project name '{}' must be lowercase letters, digits, '-', '_' or '.'",
+                        p.name.get_ref()
+                    ),
+                ));
+            }
+            if p.repo.get_ref().trim().is_empty() {
+                errors.push(source.error(&p.repo.span(), "project repo is empty"));
+            }
+            Project {
+                name: p.name.get_ref().clone(),
+                repo: p.repo.get_ref().clone(),
+                repo_loc: source.loc_of(&p.repo.span()),
+                builds_path: p.builds.clone(),
+            }
+        };
+
+        let mut branches: Vec<BranchRow> = Vec::new();
+        for row in &raw.branches {
+            let r = row.get_ref();
+            let m = *r.milestone.get_ref();
+            if let Some(prev) = branches.iter().find(|b| b.milestone == m) {
+                errors.push(source.error(
+                    &r.milestone.span(),
+                    format!("duplicate milestone {m} (first defined at {})", prev.loc),
+                ));
+            }
+            if r.branch.get_ref().trim().is_empty() {
+                errors.push(source.error(&r.branch.span(), "branch name is empty"));
+            }
+            branches.push(BranchRow {
+                channel: r.channel.clone(),
+                milestone: m,
+                branch: r.branch.get_ref().clone(),
+                active: r.active,
+                loc: source.loc_of(&row.span()),
+            });
+        }
+
+        let mut buckets = BTreeMap::new();
+        for (name, b) in raw.buckets {
+            let loc = source.loc_of(&name.span());
+            let (url, promote_to, cache_control) = match b {
+                RawBucket::Url(u) => (u, None, None),
+                RawBucket::Table(t) => (t.url, t.promote_to, t.cache_control),
+            };
+            if !(url.starts_with("file://") || url.starts_with("s3://") || url.starts_with("gs://"))
+            {
+                errors.push(ConfigError {
+                    loc: loc.clone(),
+                    message: format!(
+                        "bucket '{}' has url '{url}': use file://, s3:// or gs://",
+                        name.get_ref()
+                    ),
+                });
+            }
+            let name = name.into_inner();
+            buckets.insert(
+                name.clone(),
+                Bucket {
+                    name,
+                    url,
+                    promote_to,
+                    cache_control,
+                    loc,
+                },
+            );
+        }
+        for b in buckets.values() {
+            if let Some(to) = &b.promote_to {
+                if !buckets.contains_key(to) {
+                    errors.push(ConfigError {
+                        loc: b.loc.clone(),
+                        message: format!(
+                            "bucket '{}' promotes to '{to}', which is not defined in [buckets]",
+                            b.name
+                        ),
+                    });
+                }
+            }
+        }
+
+        let mut secrets = BTreeMap::new();
+        for (name, s) in raw.secrets {
+            let loc = source.loc_of(&name.span());
+            let source_kind = match (s.file, s.env) {
+                (Some(f), None) => SecretSource::File(PathBuf::from(f)),
+                (None, Some(e)) => SecretSource::Env(e),
+                _ => {
+                    errors.push(ConfigError {
+                        loc: loc.clone(),
+                        message: format!(
+                            "secret '{}' needs exactly one of `file` or `env`",
+                            name.get_ref()
+                        ),
+                    });
+                    continue;
+                }
+            };
+            let name = name.into_inner();
+            secrets.insert(
+                name.clone(),
+                Secret {
+                    name,
+                    source: source_kind,
+                    loc,
+                },
+            );
+        }
+
+        let mut jobs = BTreeMap::new();
+        for (name, j) in raw.jobs {
+            let loc = source.loc_of(&name.span());
+            if !is_name(name.get_ref()) {
+                errors.push(ConfigError {
+                    loc: loc.clone(),
+                    message: format!(
+                        "job name '{}' must be lowercase letters, digits, '-', '_' or '.'",
+                        name.get_ref()
+                    ),
+                });
+            }
+            let trigger_span = j.trigger.span();
+            let trigger = match j.trigger.into_inner() {
+                RawTrigger::Named(n) if n == "continuous" => Trigger::Continuous,
+                RawTrigger::Named(n) if n == "manual" => Trigger::Manual,
+                RawTrigger::Named(n) => {
+                    errors.push(source.error(
+                        &trigger_span,
+                        format!("unknown trigger '{n}': use \"continuous\", \"manual\" or {{ review = {{ label, min }} }}"),
+                    ));
+                    Trigger::Manual
+                }
+                RawTrigger::Review { review } => Trigger::Review(review),
+            };
+            let branches_loc = source.loc_of(&j.branches.span());
+            let selector = match j.branches.into_inner() {
+                RawBranches::Named(n) if n == "active" => BranchSelector::Active,
+                RawBranches::Named(n) => BranchSelector::Named(vec![n]),
+                RawBranches::List(l) => BranchSelector::Named(l),
+            };
+            if let BranchSelector::Named(names) = &selector {
+                for n in names {
+                    if !branches.iter().any(|b| &b.branch == n) {
+                        errors.push(ConfigError {
+                            loc: branches_loc.clone(),
+                            message: format!(
+                                "job '{}' runs on branch '{n}', which is not in the branch table",
+                                name.get_ref()
+                            ),
+                        });
+                    }
+                }
+            }
+            let builds = j
+                .builds
+                .iter()
+                .map(|b| (b.get_ref().clone(), source.loc_of(&b.span())))
+                .collect();
+            let name = name.into_inner();
+            jobs.insert(
+                name.clone(),
+                Job {
+                    name,
+                    trigger,
+                    branches: selector,
+                    untrusted: j.untrusted,
+                    builds,
+                    loc,
+                    branches_loc,
+                },
+            );
+        }
+
+        let inline_builds = match Builds::from_raw(&source, raw.builds) {
+            Ok(b) => b,
+            Err(e) => {
+                errors.0.extend(e.0);
+                Builds::empty(source.name.clone())
+            }
+        };
+
+        errors.into_result()?;
+        Ok(Config {
+            source,
+            base_dir,
+            project,
+            branches,
+            buckets,
+            secrets,
+            jobs,
+            inline_builds,
+        })
+    }
+
+    pub fn row(&self, milestone: u32) -> Option<&BranchRow> {
+        self.branches.iter().find(|b| b.milestone == milestone)
+    }
+
+    /// Branch-table rows a job runs on.
+    pub fn rows_for(&self, job: &Job) -> Vec<&BranchRow> {
+        self.branches
+            .iter()
+            .filter(|row| match &job.branches {
+                BranchSelector::Active => row.active,
+                BranchSelector::Named(names) => names.contains(&row.branch),
+            })
+            .collect()
+    }
+
+    /// Resolves a path written in the config against the config file's folder.
+    pub fn resolve(&self, path: &str) -> PathBuf {
+        let p = Path::new(path);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+}
+
+/// Names that end up in paths and instance names.
+pub(crate) fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+        && !s.starts_with('.')
+}
