@@ -1,14 +1,16 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! Slipway's state: runs, builds, steps, artifacts and log index in SQLite (sqlx, migrations),
+//! and the content-addressed artifact store on disk.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod cas;
+mod owner;
+mod state;
+mod status;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
+pub use cas::{Cas, CasError, StoredFile};
+pub use state::{ArtifactRow, BuildRow, NewRun, RunRow, StepRow, Store, StoreError};
+pub use status::{BuildStatus, RunStatus};
+
+/// Current time as RFC 3339 UTC with milliseconds, the one timestamp format of the state.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

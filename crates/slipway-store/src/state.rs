@@ -1,0 +1,525 @@
+//! Run state in SQLite. Every write is a single statement or a transaction, so a crash leaves
+//! the database consistent; runs whose owner died are marked `interrupted` at the next open.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::cas::{Cas, CasError};
+use crate::status::{BuildStatus, RunStatus};
+use crate::{now, owner};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state database {path}: {source}")]
+    Db { path: PathBuf, source: sqlx::Error },
+    #[error("state database {path}: migration failed: {source}")]
+    Migrate {
+        path: PathBuf,
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("cannot create data dir {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Cas(#[from] CasError),
+    #[error("no run {0}")]
+    NoRun(i64),
+    #[error("corrupt state: {0}")]
+    Corrupt(String),
+}
+
+pub struct NewRun<'a> {
+    pub instance: &'a str,
+    pub project: &'a str,
+    pub job: &'a str,
+    pub milestone: u32,
+    pub channel: &'a str,
+    pub branch: &'a str,
+    pub commit: Option<&'a str>,
+    pub flow: &'a str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    pub run_id: i64,
+    pub instance: String,
+    pub project: String,
+    pub job: String,
+    pub milestone: u32,
+    pub channel: String,
+    pub branch: String,
+    pub commit: Option<String>,
+    pub flow: String,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildRow {
+    pub name: String,
+    pub needs: Vec<String>,
+    pub status: BuildStatus,
+    pub error: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRow {
+    pub idx: i64,
+    pub command: String,
+    pub status: String,
+    pub exit_code: Option<i64>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArtifactRow {
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+pub struct Store {
+    pool: SqlitePool,
+    db_path: PathBuf,
+    data_dir: PathBuf,
+    cas: Cas,
+}
+
+impl Store {
+    /// Opens (creating if needed) the data dir, migrates the schema, and marks runs whose owning
+    /// process is gone as `interrupted`.
+    pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let db_path = data_dir.join("state.db");
+        let db_err = |source| StoreError::Db {
+            path: db_path.clone(),
+            source,
+        };
+        let options = SqliteConnectOptions::new()
+            .filename(&db_path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(db_err)?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                path: db_path.clone(),
+                source,
+            })?;
+        let cas = Cas::open(&data_dir.join("cas"))?;
+        let store = Store {
+            pool,
+            db_path,
+            data_dir: data_dir.to_path_buf(),
+            cas,
+        };
+        store.recover_interrupted().await?;
+        Ok(store)
+    }
+
+    pub fn cas(&self) -> &Cas {
+        &self.cas
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Folder for one run's logs and scratch space.
+    pub fn run_dir(&self, run_id: i64) -> PathBuf {
+        self.data_dir.join("runs").join(run_id.to_string())
+    }
+
+    pub fn log_path(&self, run_id: i64, build: &str) -> PathBuf {
+        self.run_dir(run_id).join("logs").join(format!("{build}.log"))
+    }
+
+    fn err(&self, source: sqlx::Error) -> StoreError {
+        StoreError::Db {
+            path: self.db_path.clone(),
+            source,
+        }
+    }
+
+    /// Marks runs left `running` by a process that no longer exists.
+    pub async fn recover_interrupted(&self) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query("SELECT id, owner_pid, owner_start FROM runs WHERE status = 'running'")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        let mut recovered = Vec::new();
+        for row in rows {
+            let id: i64 = row.get(0);
+            let pid: Option<i64> = row.get(1);
+            let start: Option<String> = row.get(2);
+            if owner::is_alive(pid.unwrap_or(0), start.as_deref().unwrap_or("")) {
+                continue;
+            }
+            self.finish_run(id, RunStatus::Interrupted, Some("the process running it stopped unexpectedly"))
+                .await?;
+            tracing::warn!(run = id, "marked run interrupted: its process is gone");
+            recovered.push(id);
+        }
+        Ok(recovered)
+    }
+
+    /// Creates a run owned by this process, with its builds `pending`.
+    pub async fn create_run(&self, run: &NewRun<'_>, builds: &[(String, Vec<String>)]) -> Result<i64, StoreError> {
+        let (pid, start) = owner::current();
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO runs (instance, project, job, milestone, channel, branch, commit_sha, flow, status, owner_pid, owner_start, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?) RETURNING id",
+        )
+        .bind(run.instance)
+        .bind(run.project)
+        .bind(run.job)
+        .bind(run.milestone as i64)
+        .bind(run.channel)
+        .bind(run.branch)
+        .bind(run.commit)
+        .bind(run.flow)
+        .bind(pid)
+        .bind(start)
+        .bind(now())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| self.err(e))?
+        .get(0);
+        for (position, (name, needs)) in builds.iter().enumerate() {
+            let needs = serde_json::to_string(needs).unwrap_or_else(|_| "[]".into());
+            sqlx::query("INSERT INTO builds (run_id, name, position, needs, status) VALUES (?, ?, ?, ?, 'pending')")
+                .bind(id)
+                .bind(name)
+                .bind(position as i64)
+                .bind(needs)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(id)
+    }
+
+    pub async fn set_commit(&self, run_id: i64, commit: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE runs SET commit_sha = ? WHERE id = ?")
+            .bind(commit)
+            .bind(run_id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Sets the run's final status; builds still pending or running get a matching final status.
+    pub async fn finish_run(&self, run_id: i64, status: RunStatus, error: Option<&str>) -> Result<(), StoreError> {
+        let leftover = match status {
+            RunStatus::Cancelled => BuildStatus::Cancelled,
+            RunStatus::Interrupted => BuildStatus::Interrupted,
+            _ => BuildStatus::Skipped,
+        };
+        let ts = now();
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        sqlx::query("UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?")
+            .bind(status.as_str())
+            .bind(error)
+            .bind(&ts)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        sqlx::query("UPDATE builds SET status = ?, finished_at = ? WHERE run_id = ? AND status IN ('pending', 'running')")
+            .bind(leftover.as_str())
+            .bind(&ts)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        sqlx::query("UPDATE steps SET status = ?, finished_at = ? WHERE run_id = ? AND status = 'running'")
+            .bind(leftover.as_str())
+            .bind(&ts)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub async fn set_build_status(
+        &self,
+        run_id: i64,
+        build: &str,
+        status: BuildStatus,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let ts = now();
+        let query = if status == BuildStatus::Running {
+            "UPDATE builds SET status = ?, error = ?, started_at = ? WHERE run_id = ? AND name = ?"
+        } else {
+            "UPDATE builds SET status = ?, error = ?, finished_at = ? WHERE run_id = ? AND name = ?"
+        };
+        sqlx::query(query)
+            .bind(status.as_str())
+            .bind(error)
+            .bind(ts)
+            .bind(run_id)
+            .bind(build)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub async fn step_started(&self, run_id: i64, build: &str, idx: usize, command: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT OR REPLACE INTO steps (run_id, build, idx, command, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)")
+            .bind(run_id)
+            .bind(build)
+            .bind(idx as i64)
+            .bind(command)
+            .bind(now())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub async fn step_finished(
+        &self,
+        run_id: i64,
+        build: &str,
+        idx: usize,
+        status: &str,
+        exit_code: Option<i32>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE steps SET status = ?, exit_code = ?, finished_at = ? WHERE run_id = ? AND build = ? AND idx = ?")
+            .bind(status)
+            .bind(exit_code)
+            .bind(now())
+            .bind(run_id)
+            .bind(build)
+            .bind(idx as i64)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub async fn record_artifacts(&self, run_id: i64, build: &str, artifacts: &[ArtifactRow]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        for a in artifacts {
+            sqlx::query("INSERT OR REPLACE INTO artifacts (run_id, build, path, sha256, size) VALUES (?, ?, ?, ?, ?)")
+                .bind(run_id)
+                .bind(build)
+                .bind(&a.path)
+                .bind(&a.sha256)
+                .bind(a.size as i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub async fn record_log(&self, run_id: i64, build: &str, path: &Path, lines: u64, bytes: u64) -> Result<(), StoreError> {
+        sqlx::query("INSERT OR REPLACE INTO logs (run_id, build, path, lines, bytes) VALUES (?, ?, ?, ?, ?)")
+            .bind(run_id)
+            .bind(build)
+            .bind(path.display().to_string())
+            .bind(lines as i64)
+            .bind(bytes as i64)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub async fn list_runs(&self, limit: i64) -> Result<Vec<RunRow>, StoreError> {
+        let rows = sqlx::query(&format!("{RUN_SELECT} ORDER BY id DESC LIMIT ?"))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        rows.iter().map(run_row).collect()
+    }
+
+    pub async fn run(&self, run_id: i64) -> Result<RunRow, StoreError> {
+        let row = sqlx::query(&format!("{RUN_SELECT} WHERE id = ?"))
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?
+            .ok_or(StoreError::NoRun(run_id))?;
+        run_row(&row)
+    }
+
+    pub async fn builds(&self, run_id: i64) -> Result<Vec<BuildRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, needs, status, error, started_at, finished_at FROM builds WHERE run_id = ? ORDER BY position",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| {
+                let needs: String = r.get(1);
+                Ok(BuildRow {
+                    name: r.get(0),
+                    needs: serde_json::from_str(&needs).map_err(|e| StoreError::Corrupt(format!("build needs: {e}")))?,
+                    status: parse_status(r.get::<String, _>(2))?,
+                    error: r.get(3),
+                    started_at: r.get(4),
+                    finished_at: r.get(5),
+                })
+            })
+            .collect()
+    }
+
+    pub async fn build_status(&self, run_id: i64, build: &str) -> Result<Option<BuildStatus>, StoreError> {
+        let row = sqlx::query("SELECT status FROM builds WHERE run_id = ? AND name = ?")
+            .bind(run_id)
+            .bind(build)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        row.map(|r| parse_status(r.get::<String, _>(0))).transpose()
+    }
+
+    pub async fn steps(&self, run_id: i64, build: &str) -> Result<Vec<StepRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT idx, command, status, exit_code, started_at, finished_at FROM steps WHERE run_id = ? AND build = ? ORDER BY idx",
+        )
+        .bind(run_id)
+        .bind(build)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| StepRow {
+                idx: r.get(0),
+                command: r.get(1),
+                status: r.get(2),
+                exit_code: r.get(3),
+                started_at: r.get(4),
+                finished_at: r.get(5),
+            })
+            .collect())
+    }
+
+    pub async fn artifacts(&self, run_id: i64, build: &str) -> Result<Vec<ArtifactRow>, StoreError> {
+        let rows = sqlx::query("SELECT path, sha256, size FROM artifacts WHERE run_id = ? AND build = ? ORDER BY path")
+            .bind(run_id)
+            .bind(build)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| ArtifactRow {
+                path: r.get(0),
+                sha256: r.get(1),
+                size: r.get::<i64, _>(2).max(0) as u64,
+            })
+            .collect())
+    }
+}
+
+const RUN_SELECT: &str = "SELECT id, instance, project, job, milestone, channel, branch, commit_sha, flow, status, error, created_at, finished_at FROM runs";
+
+fn run_row(r: &sqlx::sqlite::SqliteRow) -> Result<RunRow, StoreError> {
+    Ok(RunRow {
+        run_id: r.get(0),
+        instance: r.get(1),
+        project: r.get(2),
+        job: r.get(3),
+        milestone: r.get::<i64, _>(4) as u32,
+        channel: r.get(5),
+        branch: r.get(6),
+        commit: r.get(7),
+        flow: r.get(8),
+        status: parse_status(r.get::<String, _>(9))?,
+        error: r.get(10),
+        created_at: r.get(11),
+        finished_at: r.get(12),
+    })
+}
+
+fn parse_status<T: FromStr<Err = String>>(s: String) -> Result<T, StoreError> {
+    T::from_str(&s).map_err(StoreError::Corrupt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_run() -> NewRun<'static> {
+        NewRun {
+            instance: "p/74/job",
+            project: "p",
+            job: "job",
+            milestone: 74,
+            channel: "canary",
+            branch: "main",
+            commit: None,
+            flow: "manual",
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_of_a_dead_owner_are_marked_interrupted_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let id = store.create_run(&new_run(), &[("a".into(), vec![])]).await.unwrap();
+        store.set_build_status(id, "a", BuildStatus::Running, None).await.unwrap();
+        // A live owner's run is left alone.
+        assert!(store.recover_interrupted().await.unwrap().is_empty());
+        // Pretend the owner crashed: a pid that cannot exist.
+        sqlx::query("UPDATE runs SET owner_pid = ? WHERE id = ?")
+            .bind(i32::MAX as i64)
+            .bind(id)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).await.unwrap();
+        let run = store.run(id).await.unwrap();
+        assert_eq!(run.status, RunStatus::Interrupted);
+        assert!(run.finished_at.is_some());
+        assert_eq!(store.builds(id).await.unwrap()[0].status, BuildStatus::Interrupted);
+    }
+
+    #[tokio::test]
+    async fn artifacts_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let id = store.create_run(&new_run(), &[("a".into(), vec![])]).await.unwrap();
+        let rows = vec![ArtifactRow { path: "x/y.deb".into(), sha256: "ab".repeat(32), size: 3 }];
+        store.record_artifacts(id, "a", &rows).await.unwrap();
+        assert_eq!(store.artifacts(id, "a").await.unwrap(), rows);
+        store.finish_run(id, RunStatus::Success, None).await.unwrap();
+        assert_eq!(store.list_runs(10).await.unwrap()[0].status, RunStatus::Success);
+    }
+}
