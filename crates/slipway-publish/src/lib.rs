@@ -1,14 +1,9 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! Publishing artifact trees to buckets so that clients never see a half-written tree: objects go
+//! up in the safe order of their format (apt: pool, by-hash, indices, signatures, `InRelease`
+//! last; simplestreams: image files, products, `index.json` last), each written atomically.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod bucket;
+mod order;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use bucket::{publish_tree, Bucket, ObjectEntry, PublishError, PublishReport};
+pub use order::{publish_rank, sort_for_publish};
