@@ -128,10 +128,8 @@ pub(crate) fn bypass_needs(job: &Job, builds: &Builds) -> (Vec<(String, Vec<Stri
 
 /// Plans one instance of `job_name` for `milestone`.
 pub fn plan(config: &Config, builds: &Builds, job_name: &str, milestone: u32) -> Result<Plan, PlanError> {
-    let job = config.jobs.get(job_name).ok_or_else(|| {
-        PlanError::UnknownJob(job_name.into(), config.jobs.keys().cloned().collect::<Vec<_>>().join(", "))
-    })?;
-    let row = row_for(config, job, milestone)?;
+    let row = branch_for(config, job_name, milestone)?;
+    let job = &config.jobs[job_name];
     crate::validate(config, builds)?;
 
     let (kept, bypassed) = bypass_needs(job, builds);
@@ -165,7 +163,11 @@ pub fn plan(config: &Config, builds: &Builds, job_name: &str, milestone: u32) ->
     })
 }
 
-fn row_for<'a>(config: &'a Config, job: &Job, milestone: u32) -> Result<&'a BranchRow, PlanError> {
+/// The branch-table row a job instance runs on, or why it does not run there.
+pub fn branch_for<'a>(config: &'a Config, job_name: &str, milestone: u32) -> Result<&'a BranchRow, PlanError> {
+    let job = config.jobs.get(job_name).ok_or_else(|| {
+        PlanError::UnknownJob(job_name.into(), config.jobs.keys().cloned().collect::<Vec<_>>().join(", "))
+    })?;
     let row = config.row(milestone).ok_or_else(|| {
         PlanError::UnknownMilestone(
             milestone,

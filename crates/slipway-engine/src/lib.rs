@@ -1,14 +1,18 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The engine: resolves the source at a commit, plans, and executes a run's builds as child
+//! processes (each in its own process group) with bounded parallelism, timeouts, cancellation,
+//! timestamped logs, secrets for trusted privileged builds only, and artifacts stored by sha256.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod artifacts;
+mod error;
+mod events;
+mod executor;
+mod logs;
+mod process;
+mod secrets;
+mod source;
+mod workspace;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use error::EngineError;
+pub use events::Event;
+pub use executor::{execute, BuildOutcome, RunOptions, RunOutcome};
+pub use source::{load_plan, load_builds_at, Prepared, Source};

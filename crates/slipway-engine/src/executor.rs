@@ -1,0 +1,442 @@
+//! Runs a planned job instance: builds start as soon as their inputs succeeded, at most
+//! `jobs` at a time; a failed build skips its dependents while independent branches go on;
+//! cancellation ends every running process group and marks the run `cancelled`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use slipway_config::{Config, NativeAction, Plan, PlannedBuild};
+use slipway_publish::{publish_tree, Bucket};
+use slipway_store::{ArtifactRow, BuildStatus, NewRun, RunStatus, Store};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::artifacts;
+use crate::error::{io_err, EngineError};
+use crate::events::Event;
+use crate::logs::BuildLog;
+use crate::process::{run_step, StepEnd, StepSpec};
+use crate::secrets;
+use crate::source::{short, Prepared};
+use crate::workspace::Workspace;
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Builds running at once.
+    pub jobs: usize,
+    /// Keep each build's workspace after it ends (for debugging).
+    pub keep_workspaces: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            keep_workspaces: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildOutcome {
+    pub name: String,
+    pub status: BuildStatus,
+    pub error: Option<String>,
+    pub artifacts: Vec<ArtifactRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunOutcome {
+    pub run_id: i64,
+    pub instance: String,
+    pub commit: String,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub builds: Vec<BuildOutcome>,
+}
+
+struct Ctx {
+    config: Arc<Config>,
+    store: Arc<Store>,
+    plan: Arc<Plan>,
+    commit: String,
+    commit_time: i64,
+    run_id: i64,
+    opts: RunOptions,
+    cancel: CancellationToken,
+    events: Option<UnboundedSender<Event>>,
+    permits: Semaphore,
+}
+
+impl Ctx {
+    fn emit(&self, e: Event) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(e);
+        }
+    }
+}
+
+/// Executes `prepared` and records everything in `store`. Returns once the run has a final
+/// status; `Err` only when the state itself cannot be written.
+pub async fn execute(
+    config: Arc<Config>,
+    store: Arc<Store>,
+    prepared: Prepared,
+    opts: RunOptions,
+    cancel: CancellationToken,
+    events: Option<UnboundedSender<Event>>,
+) -> Result<RunOutcome, EngineError> {
+    let plan = Arc::new(prepared.plan);
+    let names: Vec<(String, Vec<String>)> = plan.builds.iter().map(|b| (b.name.clone(), b.needs.clone())).collect();
+    let run_id = store
+        .create_run(
+            &NewRun {
+                instance: &plan.instance,
+                project: &plan.project,
+                job: &plan.job,
+                milestone: plan.milestone,
+                channel: &plan.channel,
+                branch: &plan.branch,
+                commit: Some(&prepared.commit),
+                flow: plan.flow.as_str(),
+            },
+            &names,
+        )
+        .await?;
+    let ctx = Arc::new(Ctx {
+        config,
+        store: store.clone(),
+        plan: plan.clone(),
+        commit: prepared.commit.clone(),
+        commit_time: prepared.commit_time,
+        run_id,
+        permits: Semaphore::new(opts.jobs.max(1)),
+        opts,
+        cancel,
+        events,
+    });
+    ctx.emit(Event::RunStarted {
+        run_id,
+        builds: names.iter().map(|(n, _)| n.clone()).collect(),
+    });
+    tracing::info!(run = run_id, instance = %plan.instance, commit = %prepared.commit, "run started");
+
+    let run_dir = store.run_dir(run_id);
+    let src = run_dir.join("src");
+    let exported = std::fs::create_dir_all(&src)
+        .map_err(io_err(&src))
+        .and_then(|_| prepared.source.export(&prepared.commit, &src));
+    let (status, error) = match exported {
+        Err(e) => (RunStatus::Failure, Some(format!("cannot check out {}: {e}", short(&prepared.commit)))),
+        Ok(()) => schedule(&ctx).await?,
+    };
+    let _ = std::fs::remove_dir_all(&src);
+    if !ctx.opts.keep_workspaces {
+        let _ = std::fs::remove_dir_all(run_dir.join("builds"));
+    }
+    store.finish_run(run_id, status, error.as_deref()).await?;
+    tracing::info!(run = run_id, %status, "run finished");
+
+    let mut builds = Vec::new();
+    for b in store.builds(run_id).await? {
+        builds.push(BuildOutcome {
+            artifacts: store.artifacts(run_id, &b.name).await?,
+            name: b.name,
+            status: b.status,
+            error: b.error,
+        });
+    }
+    Ok(RunOutcome {
+        run_id,
+        instance: plan.instance.clone(),
+        commit: prepared.commit,
+        status,
+        error,
+        builds,
+    })
+}
+
+async fn schedule(ctx: &Arc<Ctx>) -> Result<(RunStatus, Option<String>), EngineError> {
+    let builds = &ctx.plan.builds;
+    let mut state: BTreeMap<&str, BuildStatus> = builds.iter().map(|b| (b.name.as_str(), BuildStatus::Pending)).collect();
+    let mut started: BTreeMap<&str, bool> = BTreeMap::new();
+    let mut tasks: JoinSet<(usize, BuildStatus, Option<String>)> = JoinSet::new();
+    let mut first_failure: Option<String> = None;
+
+    loop {
+        if !ctx.cancel.is_cancelled() {
+            // Builds are in topological order, so one pass settles every skip chain.
+            for (i, b) in builds.iter().enumerate() {
+                if state[b.name.as_str()] != BuildStatus::Pending || started.contains_key(b.name.as_str()) {
+                    continue;
+                }
+                let needs: Vec<BuildStatus> = b.needs.iter().filter_map(|n| state.get(n.as_str()).copied()).collect();
+                if needs.iter().any(|s| s.is_finished() && *s != BuildStatus::Success) {
+                    let reason = format!(
+                        "skipped: needs {}",
+                        b.needs
+                            .iter()
+                            .filter(|n| state.get(n.as_str()).is_some_and(|s| *s != BuildStatus::Success))
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    state.insert(b.name.as_str(), BuildStatus::Skipped);
+                    ctx.store.set_build_status(ctx.run_id, &b.name, BuildStatus::Skipped, Some(&reason)).await?;
+                    ctx.emit(Event::BuildFinished { build: b.name.clone(), status: BuildStatus::Skipped, error: Some(reason) });
+                } else if needs.iter().all(|s| *s == BuildStatus::Success) {
+                    started.insert(b.name.as_str(), true);
+                    let ctx = ctx.clone();
+                    tasks.spawn(async move {
+                        let build = &ctx.plan.builds[i];
+                        let (status, error) = run_build(&ctx, build).await;
+                        (i, status, error)
+                    });
+                }
+            }
+        }
+        if tasks.is_empty() {
+            break;
+        }
+        let Some(joined) = tasks.join_next().await else { break };
+        let (i, status, error) = match joined {
+            Ok(r) => r,
+            Err(e) => {
+                // A panicking build task is a bug; record it against the run rather than crash.
+                return Ok((RunStatus::Failure, Some(format!("internal error in a build task: {e}"))));
+            }
+        };
+        let name = builds[i].name.as_str();
+        state.insert(name, status);
+        if status == BuildStatus::Failure && first_failure.is_none() {
+            first_failure = Some(format!("build '{name}' failed: {}", error.as_deref().unwrap_or("unknown error")));
+        }
+    }
+
+    if ctx.cancel.is_cancelled() && state.values().any(|s| *s != BuildStatus::Success) {
+        return Ok((RunStatus::Cancelled, Some("cancelled".into())));
+    }
+    Ok(match first_failure {
+        Some(e) => (RunStatus::Failure, Some(e)),
+        None => (RunStatus::Success, None),
+    })
+}
+
+/// Runs one build to its final status, recording it. Never panics on build input.
+async fn run_build(ctx: &Ctx, build: &PlannedBuild) -> (BuildStatus, Option<String>) {
+    let Ok(_permit) = ctx.permits.acquire().await else {
+        return (BuildStatus::Cancelled, Some("scheduler closed".into()));
+    };
+    if ctx.cancel.is_cancelled() {
+        return (BuildStatus::Cancelled, Some("cancelled".into()));
+    }
+    let _ = ctx.store.set_build_status(ctx.run_id, &build.name, BuildStatus::Running, None).await;
+    ctx.emit(Event::BuildStarted { build: build.name.clone() });
+
+    let log_path = ctx.store.log_path(ctx.run_id, &build.name);
+    let (status, error) = match BuildLog::create(&log_path) {
+        Err(e) => (BuildStatus::Failure, Some(format!("cannot create the log: {e}"))),
+        Ok(log) => {
+            let ws_root = ctx.store.run_dir(ctx.run_id).join("builds").join(&build.name);
+            let result = build_in_workspace(ctx, build, &log, ws_root).await;
+            let (status, error) = match result {
+                Ok(()) => (BuildStatus::Success, None),
+                Err((status, msg)) => {
+                    log.info(&format!("build {status}: {msg}"));
+                    (status, Some(msg))
+                }
+            };
+            let (lines, bytes, failed) = log.totals();
+            let _ = ctx.store.record_log(ctx.run_id, &build.name, log.path(), lines, bytes).await;
+            if failed && status == BuildStatus::Success {
+                (BuildStatus::Failure, Some(format!("cannot write the log {}", log.path().display())))
+            } else {
+                (status, error)
+            }
+        }
+    };
+    if let Err(e) = ctx.store.set_build_status(ctx.run_id, &build.name, status, error.as_deref()).await {
+        tracing::error!(build = %build.name, "cannot record build status: {e}");
+    }
+    ctx.emit(Event::BuildFinished { build: build.name.clone(), status, error: error.clone() });
+    (status, error)
+}
+
+type BuildResult = Result<(), (BuildStatus, String)>;
+
+fn fail(msg: impl Into<String>) -> (BuildStatus, String) {
+    (BuildStatus::Failure, msg.into())
+}
+
+async fn build_in_workspace(ctx: &Ctx, build: &PlannedBuild, log: &BuildLog, ws_root: std::path::PathBuf) -> BuildResult {
+    let plan = &ctx.plan;
+    let b = &build.build;
+    log.info(&format!(
+        "build {} of {} (run {}) at {} on {}",
+        build.name, plan.instance, ctx.run_id, ctx.commit, plan.branch
+    ));
+    // Defence in depth: the planner already removed these from untrusted jobs.
+    if plan.untrusted && (b.privileged || !b.secrets.is_empty()) {
+        return Err(fail("refusing to run a privileged or secret-reading build in an untrusted run"));
+    }
+    let src = ctx.store.run_dir(ctx.run_id).join("src");
+    let ws = Workspace::create(ws_root, &src).map_err(|e| fail(format!("cannot prepare the workspace: {e}")))?;
+    let result = async {
+        let n = ws
+            .add_inputs(&ctx.store, ctx.run_id, &build.needs)
+            .await
+            .map_err(|e| fail(format!("cannot place inputs: {e}")))?;
+        if !build.needs.is_empty() {
+            log.info(&format!("inputs: {n} files from {}", build.needs.join(", ")));
+        }
+        let mut env = base_env(ctx, build, &ws);
+        let _secret_dir = if b.secrets.is_empty() {
+            None
+        } else {
+            let names: Vec<String> = b.secrets.iter().map(|(n, _)| n.clone()).collect();
+            let dir = secrets::materialize(&ctx.config, &names, &ws.secrets, log).map_err(fail)?;
+            env.insert("SLIPWAY_SECRETS".into(), ws.secrets.display().to_string());
+            log.info(&format!("secrets available: {}", names.join(", ")));
+            Some(dir)
+        };
+        let deadline = Instant::now() + b.timeout;
+        match &b.action {
+            Some(action) => run_native(ctx, action, &ws, log).await?,
+            None => run_steps(ctx, build, &ws, &env, deadline, log).await?,
+        }
+        let cas = ctx.store.cas().clone();
+        let (work, specs, allow_empty) = (ws.work.clone(), b.artifacts.clone(), b.allow_empty);
+        let rows = tokio::task::spawn_blocking(move || artifacts::collect(&work, &specs, allow_empty, &cas))
+            .await
+            .map_err(|e| fail(format!("artifact collection stopped: {e}")))?
+            .map_err(fail)?;
+        for r in &rows {
+            log.info(&format!("artifact {} {} {}", r.path, r.size, r.sha256));
+        }
+        ctx.store
+            .record_artifacts(ctx.run_id, &build.name, &rows)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(())
+    }
+    .await;
+    if !ctx.opts.keep_workspaces {
+        ws.remove();
+    }
+    result
+}
+
+fn base_env(ctx: &Ctx, build: &PlannedBuild, ws: &Workspace) -> BTreeMap<String, String> {
+    let plan = &ctx.plan;
+    let mut env = BTreeMap::new();
+    // Only harmless host variables pass: credentials in the service's environment stay there.
+    for key in ["PATH", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME"] {
+        if let Ok(v) = std::env::var(key) {
+            env.insert(key.to_string(), v);
+        }
+    }
+    env.entry("PATH".into())
+        .or_insert_with(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    env.insert("HOME".into(), ws.home.display().to_string());
+    env.insert("TMPDIR".into(), ws.tmp.display().to_string());
+    env.insert("SOURCE_DATE_EPOCH".into(), ctx.commit_time.to_string());
+    for (k, v) in &build.build.env {
+        env.insert(k.clone(), v.clone());
+    }
+    let vars = [
+        ("SLIPWAY_PROJECT", plan.project.clone()),
+        ("SLIPWAY_JOB", plan.job.clone()),
+        ("SLIPWAY_INSTANCE", plan.instance.clone()),
+        ("SLIPWAY_MILESTONE", plan.milestone.to_string()),
+        ("SLIPWAY_BRANCH", plan.branch.clone()),
+        ("SLIPWAY_CHANNEL", plan.channel.clone()),
+        ("SLIPWAY_COMMIT", ctx.commit.clone()),
+        ("SLIPWAY_FLOW", plan.flow.as_str().to_string()),
+        ("SLIPWAY_RUN_ID", ctx.run_id.to_string()),
+        ("SLIPWAY_BUILD", build.name.clone()),
+        ("SLIPWAY_INPUTS", ws.inputs.display().to_string()),
+        ("SLIPWAY_WORKSPACE", ws.work.display().to_string()),
+    ];
+    for (k, v) in vars {
+        env.insert(k.into(), v);
+    }
+    env
+}
+
+async fn run_steps(
+    ctx: &Ctx,
+    build: &PlannedBuild,
+    ws: &Workspace,
+    env: &BTreeMap<String, String>,
+    deadline: Instant,
+    log: &BuildLog,
+) -> BuildResult {
+    let steps = &build.build.steps;
+    for (idx, command) in steps.iter().enumerate() {
+        let n = idx + 1;
+        let _ = ctx.store.step_started(ctx.run_id, &build.name, n, command).await;
+        ctx.emit(Event::StepStarted { build: build.name.clone(), idx: n, total: steps.len(), command: command.clone() });
+        log.info(&format!("step {n}/{}: {command}", steps.len()));
+        let started = std::time::Instant::now();
+        let end = run_step(StepSpec { command, dir: &ws.work, env, deadline }, log, &ctx.cancel).await;
+        let took = started.elapsed().as_secs_f64();
+        let (step_status, code, outcome) = match &end {
+            StepEnd::Exited(0) => ("success", Some(0), Ok(())),
+            StepEnd::Exited(c) => ("failure", Some(*c), Err(fail(format!("step {n} (`{command}`) exited with status {c}")))),
+            StepEnd::Signaled(s) => ("failure", None, Err(fail(format!("step {n} (`{command}`) was killed by signal {s}")))),
+            StepEnd::TimedOut => (
+                "timeout",
+                None,
+                Err(fail(format!("timed out after {}s in step {n} (`{command}`); its processes were killed", build.build.timeout.as_secs()))),
+            ),
+            StepEnd::Cancelled => ("cancelled", None, Err((BuildStatus::Cancelled, "cancelled".to_string()))),
+            StepEnd::SpawnFailed(e) => ("failure", None, Err(fail(format!("cannot start step {n}: {e}")))),
+        };
+        log.info(&format!("step {n} ended: {step_status} ({took:.2}s)"));
+        let _ = ctx.store.step_finished(ctx.run_id, &build.name, n, step_status, code).await;
+        outcome?;
+    }
+    Ok(())
+}
+
+async fn run_native(ctx: &Ctx, action: &NativeAction, ws: &Workspace, log: &BuildLog) -> BuildResult {
+    match action {
+        NativeAction::Publish { bucket, prefix, path } => {
+            let spec = ctx
+                .config
+                .buckets
+                .get(bucket)
+                .ok_or_else(|| fail(format!("bucket '{bucket}' is not defined")))?;
+            let target = Bucket::from_url(&spec.url, &ctx.config.base_dir).map_err(|e| fail(e.to_string()))?;
+            let plan = &ctx.plan;
+            let prefix = prefix
+                .replace("{milestone}", &plan.milestone.to_string())
+                .replace("{channel}", &plan.channel)
+                .replace("{project}", &plan.project)
+                .replace("{job}", &plan.job);
+            let src = match path {
+                Some(p) => ws.inputs.join(p),
+                None => ws.inputs.clone(),
+            };
+            log.info(&format!("publishing {} to {}/{prefix}", src.display(), spec.url));
+            let report = tokio::task::spawn_blocking(move || publish_tree(&src, &target, &prefix))
+                .await
+                .map_err(|e| fail(format!("publish stopped: {e}")))?
+                .map_err(|e| fail(e.to_string()))?;
+            for o in &report.objects {
+                log.info(&format!("object {} {} {}", o.path, o.size, o.sha256));
+            }
+            log.info(&format!(
+                "published {} objects: {} written, {} unchanged",
+                report.objects.len(),
+                report.uploaded,
+                report.unchanged
+            ));
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! A build's folder: `work/` (the source tree, where steps run), `inputs/<build>/...` (upstream
+//! artifacts), `home/` and `tmp/` (so builds do not share or touch the host's), `secrets/`.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use slipway_store::Store;
+
+use crate::error::{io_err, EngineError};
+
+pub(crate) struct Workspace {
+    pub root: PathBuf,
+    pub work: PathBuf,
+    pub inputs: PathBuf,
+    pub home: PathBuf,
+    pub tmp: PathBuf,
+    pub secrets: PathBuf,
+}
+
+impl Workspace {
+    pub fn create(root: PathBuf, source_tree: &Path) -> Result<Workspace, EngineError> {
+        if root.exists() {
+            fs::remove_dir_all(&root).map_err(io_err(&root))?;
+        }
+        let ws = Workspace {
+            work: root.join("work"),
+            inputs: root.join("inputs"),
+            home: root.join("home"),
+            tmp: root.join("tmp"),
+            secrets: root.join("secrets"),
+            root,
+        };
+        for dir in [&ws.inputs, &ws.home, &ws.tmp] {
+            fs::create_dir_all(dir).map_err(io_err(dir))?;
+        }
+        copy_tree(source_tree, &ws.work)?;
+        Ok(ws)
+    }
+
+    /// Puts each upstream build's artifacts under `inputs/<build>/<path>`.
+    pub async fn add_inputs(&self, store: &Store, run_id: i64, needs: &[String]) -> Result<usize, EngineError> {
+        let mut count = 0;
+        for need in needs {
+            let dir = self.inputs.join(need);
+            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+            for a in store.artifacts(run_id, need).await? {
+                store
+                    .cas()
+                    .export(&a.sha256, &dir.join(&a.path))
+                    .map_err(|e| EngineError::Store(e.into()))?;
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    pub fn remove(&self) {
+        let _ = fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Copies a tree keeping modes and symlinks (not following them).
+pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<(), EngineError> {
+    fs::create_dir_all(dst).map_err(io_err(dst))?;
+    for entry in walkdir::WalkDir::new(src).min_depth(1).follow_links(false) {
+        let entry = entry.map_err(|e| EngineError::Io {
+            path: src.to_path_buf(),
+            source: e.into(),
+        })?;
+        let rel = entry.path().strip_prefix(src).unwrap_or(entry.path());
+        let target = dst.join(rel);
+        let ft = entry.file_type();
+        if ft.is_dir() {
+            fs::create_dir_all(&target).map_err(io_err(&target))?;
+        } else if ft.is_symlink() {
+            let link = fs::read_link(entry.path()).map_err(io_err(entry.path()))?;
+            std::os::unix::fs::symlink(&link, &target).map_err(io_err(&target))?;
+        } else if ft.is_file() {
+            fs::copy(entry.path(), &target).map_err(io_err(&target))?;
+            let mode = entry.metadata().map(|m| m.permissions().mode()).unwrap_or(0o644);
+            fs::set_permissions(&target, fs::Permissions::from_mode(mode | 0o200)).map_err(io_err(&target))?;
+        }
+    }
+    Ok(())
+}
