@@ -1,0 +1,30 @@
+//! Loading the config and opening the state, shared by the commands.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use slipway_config::Config;
+use slipway_store::Store;
+
+pub fn load_config(path: &Path) -> Result<Config> {
+    if !path.exists() {
+        anyhow::bail!(
+            "no config at {} (pass --config FILE, or create one with `slipway example init DIR`)",
+            path.display()
+        );
+    }
+    Config::load(path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))
+}
+
+pub async fn open_store(data_dir: &Path) -> Result<Arc<Store>> {
+    let store = Store::open(data_dir)
+        .await
+        .with_context(|| format!("cannot open the data dir {}", data_dir.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// The data dir as an absolute path, so builds that change directory still find it.
+pub fn absolute(p: &Path) -> Result<PathBuf> {
+    std::path::absolute(p).with_context(|| format!("cannot resolve {}", p.display()))
+}
