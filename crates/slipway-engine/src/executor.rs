@@ -382,7 +382,16 @@ async fn run_steps(
         ctx.emit(Event::StepStarted { build: build.name.clone(), idx: n, total: steps.len(), command: command.clone() });
         log.info(&format!("step {n}/{}: {command}", steps.len()));
         let started = std::time::Instant::now();
-        let end = run_step(StepSpec { command, dir: &ws.work, env, deadline }, log, &ctx.cancel).await;
+        let record_group = |pgid: i32| {
+            let (store, run_id, name) = (ctx.store.clone(), ctx.run_id, build.name.clone());
+            tokio::spawn(async move {
+                if let Err(e) = store.step_process(run_id, &name, n, pgid).await {
+                    tracing::warn!(build = %name, "cannot record the step's process group: {e}");
+                }
+            });
+        };
+        let spec = StepSpec { command, dir: &ws.work, env, deadline, on_spawn: &record_group };
+        let end = run_step(spec, log, &ctx.cancel).await;
         let took = started.elapsed().as_secs_f64();
         let (step_status, code, outcome) = match &end {
             StepEnd::Exited(0) => ("success", Some(0), Ok(())),

@@ -33,6 +33,8 @@ pub(crate) struct StepSpec<'a> {
     pub dir: &'a Path,
     pub env: &'a BTreeMap<String, String>,
     pub deadline: Instant,
+    /// Told the process group id right after the spawn.
+    pub on_spawn: &'a (dyn Fn(i32) + Sync),
 }
 
 pub(crate) async fn run_step(spec: StepSpec<'_>, log: &BuildLog, cancel: &CancellationToken) -> StepEnd {
@@ -52,6 +54,9 @@ pub(crate) async fn run_step(spec: StepSpec<'_>, log: &BuildLog, cancel: &Cancel
         Err(e) => return StepEnd::SpawnFailed(e.to_string()),
     };
     let pgid = child.id().map(|p| p as i32);
+    if let Some(pgid) = pgid {
+        (spec.on_spawn)(pgid);
+    }
     let readers = [
         child.stdout.take().map(|s| tokio::spawn(pump(s, log.clone(), "out"))),
         child.stderr.take().map(|s| tokio::spawn(pump(s, log.clone(), "err"))),

@@ -37,6 +37,8 @@ CREATE TABLE steps (
     command      TEXT NOT NULL,
     status       TEXT NOT NULL,
     exit_code    INTEGER,
+    pgid         INTEGER,
+    pgid_start   TEXT,
     started_at   TEXT NOT NULL,
     finished_at  TEXT,
     PRIMARY KEY (run_id, build, idx)

@@ -17,7 +17,7 @@ pub fn is_alive(pid: i64, start: &str) -> bool {
     }
 }
 
-fn start_time(pid: i64) -> Option<String> {
+pub fn start_time(pid: i64) -> Option<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses: split after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
@@ -35,4 +35,13 @@ mod tests {
         assert!(!super::is_alive(pid, "1"));
         assert!(!super::is_alive(i32::MAX as i64, ""));
     }
+}
+
+/// Kills a process group left by a crashed run, if its leader is still the process we started.
+pub fn kill_group_if_alive(pgid: i64, start: &str) -> bool {
+    if pgid <= 1 || start.is_empty() || !is_alive(pgid, start) {
+        return false;
+    }
+    // SAFETY: kill(2) with a negative pid signals a process group; no memory is touched.
+    unsafe { libc::kill(-(pgid as i32), libc::SIGKILL) == 0 }
 }

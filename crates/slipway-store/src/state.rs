@@ -175,6 +175,19 @@ impl Store {
             if owner::is_alive(pid.unwrap_or(0), start.as_deref().unwrap_or("")) {
                 continue;
             }
+            // Steps of a crashed run may still be running in their own process groups.
+            let groups = sqlx::query("SELECT pgid, pgid_start FROM steps WHERE run_id = ? AND status = 'running' AND pgid IS NOT NULL")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            for g in groups {
+                let pgid: i64 = g.get(0);
+                let start: Option<String> = g.get(1);
+                if owner::kill_group_if_alive(pgid, start.as_deref().unwrap_or("")) {
+                    tracing::warn!(run = id, pgid, "killed a process group left by a crashed run");
+                }
+            }
             self.finish_run(id, RunStatus::Interrupted, Some("the process running it stopped unexpectedly"))
                 .await?;
             tracing::warn!(run = id, "marked run interrupted: its process is gone");
@@ -298,6 +311,21 @@ impl Store {
             .bind(idx as i64)
             .bind(command)
             .bind(now())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Records the process group of a running step, so it can be ended if this process crashes.
+    pub async fn step_process(&self, run_id: i64, build: &str, idx: usize, pgid: i32) -> Result<(), StoreError> {
+        let start = owner::start_time(pgid as i64);
+        sqlx::query("UPDATE steps SET pgid = ?, pgid_start = ? WHERE run_id = ? AND build = ? AND idx = ?")
+            .bind(pgid)
+            .bind(start)
+            .bind(run_id)
+            .bind(build)
+            .bind(idx as i64)
             .execute(&self.pool)
             .await
             .map_err(|e| self.err(e))?;

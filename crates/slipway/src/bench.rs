@@ -1,2 +1,108 @@
+//! `slipway bench plan`: the scheduler's overhead per build. Plans and runs a synthetic DAG of
+//! no-op builds (`true`) through the real engine (state, logs, workspaces), then spawns the same
+//! processes directly with the same parallelism, in the same process, and prints both.
+
+use std::fmt::Write as _;
 use std::process::ExitCode;
-pub async fn plan(_builds: usize, _jobs: usize) -> anyhow::Result<ExitCode> { todo!() }
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use slipway_config::Config;
+use slipway_engine::{execute, load_plan, RunOptions};
+use slipway_store::{RunStatus, Store};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+pub async fn plan(builds: usize, jobs: usize) -> Result<ExitCode> {
+    if builds == 0 || jobs == 0 {
+        bail!("--builds and --jobs must be at least 1");
+    }
+    let dir = tempfile::Builder::new().prefix("slipway-bench").tempdir()?;
+    let config_path = write_project(dir.path(), builds)?;
+    let config = Arc::new(Config::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?);
+    let data_dir = dir.path().join("data");
+    let store = Arc::new(Store::open(&data_dir).await?);
+
+    let t0 = Instant::now();
+    let prepared = load_plan(&config, &data_dir, "bench", 1, None)?;
+    let planned = t0.elapsed();
+    let t1 = Instant::now();
+    let outcome = execute(
+        config,
+        store,
+        prepared,
+        RunOptions { jobs, keep_workspaces: false },
+        CancellationToken::new(),
+        None,
+    )
+    .await?;
+    let executed = t1.elapsed();
+    if outcome.status != RunStatus::Success {
+        bail!("benchmark run {} ended {}: {:?}", outcome.run_id, outcome.status, outcome.error);
+    }
+    let direct = spawn_directly(builds, jobs).await?;
+
+    let slipway = planned + executed;
+    let overhead_ms = (slipway.as_secs_f64() - direct.as_secs_f64()) * 1000.0 / builds as f64;
+    let mut report = String::new();
+    writeln!(report, "scheduler benchmark: {builds} no-op builds (`true`), --jobs {jobs}")?;
+    writeln!(report, "  slipway plan              {:>9.3} s", planned.as_secs_f64())?;
+    writeln!(report, "  slipway execute           {:>9.3} s", executed.as_secs_f64())?;
+    writeln!(report, "  direct spawn (sh -c true) {:>9.3} s", direct.as_secs_f64())?;
+    writeln!(report, "  ratio slipway/direct      {:>9.2}x", slipway.as_secs_f64() / direct.as_secs_f64().max(1e-9))?;
+    writeln!(report, "  overhead per build        {overhead_ms:>9.3} ms (target < 5 ms)")?;
+    print!("{report}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A project whose repo holds one file and whose builds form a binary tree: build i needs
+/// build (i-1)/2, so there is always work for every job slot.
+fn write_project(dir: &std::path::Path, builds: usize) -> Result<std::path::PathBuf> {
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(&repo)?;
+    std::fs::write(repo.join("README"), "benchmark\n")?;
+    for args in [
+        vec!["init", "--quiet", "--initial-branch=main"],
+        vec!["add", "README"],
+        vec!["-c", "user.name=bench", "-c", "user.email=bench@example.org", "commit", "--quiet", "-m", "bench"],
+    ] {
+        let ok = std::process::Command::new("git").arg("-C").arg(&repo).args(&args).status().context("cannot run git")?;
+        if !ok.success() {
+            bail!("git {} failed", args.join(" "));
+        }
+    }
+    let mut toml = String::from(
+        "[project]\nname = \"bench\"\nrepo = \"repo\"\n\n[[branches]]\nchannel = \"canary\"\nmilestone = 1\nbranch = \"main\"\n\n",
+    );
+    let names: Vec<String> = (0..builds).map(|i| format!("b{i:05}")).collect();
+    writeln!(toml, "[jobs.bench]\ntrigger = \"manual\"\nbranches = \"active\"\nbuilds = {:?}\n", names)?;
+    for (i, name) in names.iter().enumerate() {
+        writeln!(toml, "[builds.{name}]\nsteps = [\"true\"]")?;
+        if i > 0 {
+            writeln!(toml, "needs = [\"{}\"]", names[(i - 1) / 2])?;
+        }
+    }
+    let path = dir.join("slipway.toml");
+    std::fs::write(&path, toml)?;
+    Ok(path)
+}
+
+async fn spawn_directly(n: usize, jobs: usize) -> Result<Duration> {
+    let permits = Arc::new(Semaphore::new(jobs));
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let permits = permits.clone();
+        tasks.spawn(async move {
+            let _p = permits.acquire_owned().await.ok()?;
+            tokio::process::Command::new("/bin/sh").args(["-c", "true"]).status().await.ok()
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        if !r.ok().flatten().is_some_and(|s| s.success()) {
+            bail!("a directly spawned process failed");
+        }
+    }
+    Ok(start.elapsed())
+}

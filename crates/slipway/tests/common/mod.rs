@@ -1,0 +1,117 @@
+//! Helpers for end-to-end tests: the real `slipway` binary on small real git projects.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_slipway")
+}
+
+pub fn slipway_cmd(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(bin());
+    c.current_dir(dir).args(args).env_remove("SLIPWAY_HOME").stdin(Stdio::null());
+    c
+}
+
+pub fn slipway(dir: &Path, args: &[&str]) -> Output {
+    slipway_cmd(dir, args).output().expect("cannot run slipway")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
+}
+
+pub fn git(repo: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .expect("git");
+    assert!(ok.success(), "git {args:?} failed");
+}
+
+/// A project: `slipway.toml` (service + inline builds) and a git repo `repo/` on `main`.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+pub const SERVICE_HEAD: &str = r#"
+[project]
+name = "t"
+repo = "repo"
+
+[[branches]]
+channel = "canary"
+milestone = 1
+branch = "main"
+"#;
+
+impl Project {
+    /// `body` is appended to a service head with project `t` and milestone 1 on `main`.
+    pub fn new(body: &str, files: &[(&str, &str)]) -> Project {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = dir.path().join("repo");
+        std::fs::create_dir_all(&repo).unwrap();
+        std::fs::write(repo.join("README"), "test project\n").unwrap();
+        for (path, text) in files {
+            let p = repo.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, text).unwrap();
+        }
+        git(&repo, &["init", "--quiet", "--initial-branch=main"]);
+        git(&repo, &["add", "--all"]);
+        git(&repo, &["commit", "--quiet", "-m", "init"]);
+        std::fs::write(dir.path().join("slipway.toml"), format!("{SERVICE_HEAD}\n{body}")).unwrap();
+        Project { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        slipway(self.path(), args)
+    }
+
+    pub fn shared(&self) -> PathBuf {
+        let p = self.path().join("shared");
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+}
+
+pub fn wait_for(path: &Path, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if path.exists() && std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+pub fn pid_alive(pid: i32) -> bool {
+    // A zombie still answers kill(0); read its state instead.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+pub fn read_pid(path: &Path) -> i32 {
+    std::fs::read_to_string(path).unwrap().trim().parse().unwrap()
+}
