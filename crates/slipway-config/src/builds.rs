@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::diag::{parse_toml, ConfigErrors, Loc, SourceText};
+use crate::diag::{ConfigErrors, Loc, SourceText, parse_toml};
 use crate::duration::parse_duration;
 use crate::service::is_name;
 
@@ -179,7 +179,8 @@ impl Builds {
                     match native_action(uses.get_ref(), &with) {
                         Ok(a) => Some(a),
                         Err(ActionError::UnknownKind(msg)) => {
-                            errors.push(source.error(&uses.span(), format!("build '{name}': {msg}")));
+                            errors
+                                .push(source.error(&uses.span(), format!("build '{name}': {msg}")));
                             None
                         }
                         Err(ActionError::BadWith(msg)) => {
@@ -217,7 +218,10 @@ impl Builds {
                     let parsed = match t.get_ref() {
                         toml::Value::Integer(i) if *i > 0 => Ok(Duration::from_secs(*i as u64)),
                         toml::Value::String(s) => parse_duration(s),
-                        _ => Err("timeout must be a positive number of seconds or a string like \"15m\"".to_string()),
+                        _ => Err(
+                            "timeout must be a positive number of seconds or a string like \"15m\""
+                                .to_string(),
+                        ),
                     };
                     match parsed {
                         Ok(d) if !d.is_zero() => d,
@@ -275,7 +279,10 @@ impl Builds {
                 if !map.contains_key(need) {
                     errors.push(crate::ConfigError {
                         loc: loc.clone(),
-                        message: format!("build '{}' needs '{need}', which is not a defined build", b.name),
+                        message: format!(
+                            "build '{}' needs '{need}', which is not a defined build",
+                            b.name
+                        ),
                     });
                 }
             }
@@ -328,7 +335,9 @@ fn native_action(uses: &str, with: &toml::Table) -> Result<NativeAction, ActionE
 fn publish_action(with: &toml::Table) -> Result<NativeAction, String> {
     let allowed = ["bucket", "prefix", "path"];
     if let Some(k) = with.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(format!("unknown key `with.{k}` for `uses = \"publish\"` (allowed: bucket, prefix, path)"));
+        return Err(format!(
+            "unknown key `with.{k}` for `uses = \"publish\"` (allowed: bucket, prefix, path)"
+        ));
     }
     let get = |k: &str| -> Result<Option<String>, String> {
         match with.get(k) {
@@ -344,16 +353,25 @@ fn publish_action(with: &toml::Table) -> Result<NativeAction, String> {
     if let Some(p) = &path {
         check_relative(p, "with.path")?;
     }
-    Ok(NativeAction::Publish { bucket, prefix, path })
+    Ok(NativeAction::Publish {
+        bucket,
+        prefix,
+        path,
+    })
 }
 
 fn check_prefix(prefix: &str) -> Result<(), String> {
     let mut rest = prefix;
     while let Some(start) = rest.find('{') {
-        let end = rest[start..].find('}').ok_or("unclosed '{' in `with.prefix`")? + start;
+        let end = rest[start..]
+            .find('}')
+            .ok_or("unclosed '{' in `with.prefix`")?
+            + start;
         let var = &rest[start + 1..end];
         if !["milestone", "channel", "project", "job"].contains(&var) {
-            return Err(format!("unknown placeholder '{{{var}}}' in `with.prefix` (use milestone, channel, project, job)"));
+            return Err(format!(
+                "unknown placeholder '{{{var}}}' in `with.prefix` (use milestone, channel, project, job)"
+            ));
         }
         rest = &rest[end + 1..];
     }

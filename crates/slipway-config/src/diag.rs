@@ -114,11 +114,18 @@ impl fmt::Display for ConfigErrors {
 impl std::error::Error for ConfigErrors {}
 
 /// Parses TOML into `T`, turning parser and schema errors into positioned errors.
-pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(src: &SourceText) -> Result<T, ConfigError> {
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    src: &SourceText,
+) -> Result<T, ConfigError> {
     toml::from_str(src.text()).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         // toml's message repeats the snippet; the first line is the reason.
-        let message = e.message().lines().next().unwrap_or("invalid TOML").to_string();
+        let message = e
+            .message()
+            .lines()
+            .next()
+            .unwrap_or("invalid TOML")
+            .to_string();
         src.error(&span, message)
     })
 }

@@ -21,7 +21,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             'm' => 60,
             'h' => 3600,
             'd' => 86400,
-            _ => return Err(format!("unknown unit '{c}' in duration '{text}' (use s, m, h, d)")),
+            _ => {
+                return Err(format!(
+                    "unknown unit '{c}' in duration '{text}' (use s, m, h, d)"
+                ));
+            }
         };
         let n: u64 = number
             .parse()

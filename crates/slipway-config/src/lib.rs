@@ -12,7 +12,7 @@ mod validate;
 pub use builds::{ArtifactSpec, Build, Builds, NativeAction};
 pub use diag::{ConfigError, ConfigErrors, Loc, SourceText};
 pub use duration::parse_duration;
-pub use plan::{branch_for, plan, Bypass, Flow, Plan, PlanError, PlannedBuild};
+pub use plan::{Bypass, Flow, Plan, PlanError, PlannedBuild, branch_for, plan};
 pub use service::{
     BranchRow, BranchSelector, Bucket, Config, Job, Project, ReviewTrigger, Secret, SecretSource,
     Trigger,

@@ -76,7 +76,10 @@ pub enum PlanError {
 
 /// Builds of an untrusted job with privileged ones removed and their dependents rewired to the
 /// removed build's own inputs, transitively. Returns (kept builds with new needs, bypasses).
-pub(crate) fn bypass_needs(job: &Job, builds: &Builds) -> (Vec<(String, Vec<String>)>, Vec<Bypass>) {
+pub(crate) fn bypass_needs(
+    job: &Job,
+    builds: &Builds,
+) -> (Vec<(String, Vec<String>)>, Vec<Bypass>) {
     let dropped = |name: &str| job.untrusted && builds.get(name).is_some_and(|b| b.privileged);
     let mut memo: BTreeMap<String, Vec<String>> = BTreeMap::new();
 
@@ -127,7 +130,12 @@ pub(crate) fn bypass_needs(job: &Job, builds: &Builds) -> (Vec<(String, Vec<Stri
 }
 
 /// Plans one instance of `job_name` for `milestone`.
-pub fn plan(config: &Config, builds: &Builds, job_name: &str, milestone: u32) -> Result<Plan, PlanError> {
+pub fn plan(
+    config: &Config,
+    builds: &Builds,
+    job_name: &str,
+    milestone: u32,
+) -> Result<Plan, PlanError> {
     let row = branch_for(config, job_name, milestone)?;
     let job = &config.jobs[job_name];
     crate::validate(config, builds)?;
@@ -139,7 +147,10 @@ pub fn plan(config: &Config, builds: &Builds, job_name: &str, milestone: u32) ->
         .into_iter()
         .filter_map(|name| {
             let build = builds.get(&name)?.clone();
-            let needs = by_name.get(name.as_str()).map(|v| (*v).clone()).unwrap_or_default();
+            let needs = by_name
+                .get(name.as_str())
+                .map(|v| (*v).clone())
+                .unwrap_or_default();
             Some(PlannedBuild { name, needs, build })
         })
         .collect();
@@ -164,17 +175,33 @@ pub fn plan(config: &Config, builds: &Builds, job_name: &str, milestone: u32) ->
 }
 
 /// The branch-table row a job instance runs on, or why it does not run there.
-pub fn branch_for<'a>(config: &'a Config, job_name: &str, milestone: u32) -> Result<&'a BranchRow, PlanError> {
+pub fn branch_for<'a>(
+    config: &'a Config,
+    job_name: &str,
+    milestone: u32,
+) -> Result<&'a BranchRow, PlanError> {
     let job = config.jobs.get(job_name).ok_or_else(|| {
-        PlanError::UnknownJob(job_name.into(), config.jobs.keys().cloned().collect::<Vec<_>>().join(", "))
+        PlanError::UnknownJob(
+            job_name.into(),
+            config.jobs.keys().cloned().collect::<Vec<_>>().join(", "),
+        )
     })?;
     let row = config.row(milestone).ok_or_else(|| {
         PlanError::UnknownMilestone(
             milestone,
-            config.branches.iter().map(|b| b.milestone.to_string()).collect::<Vec<_>>().join(", "),
+            config
+                .branches
+                .iter()
+                .map(|b| b.milestone.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
         )
     })?;
-    if !config.rows_for(job).iter().any(|r| r.milestone == milestone) {
+    if !config
+        .rows_for(job)
+        .iter()
+        .any(|r| r.milestone == milestone)
+    {
         return Err(PlanError::NotOnBranch {
             job: job.name.clone(),
             milestone,
@@ -192,7 +219,14 @@ fn topo_order(kept: &[(String, Vec<String>)]) -> Vec<String> {
     let mut remaining: Vec<(&str, BTreeSet<&str>)> = kept
         .iter()
         .map(|(n, needs)| {
-            (n.as_str(), needs.iter().map(|s| s.as_str()).filter(|s| names.contains(s)).collect())
+            (
+                n.as_str(),
+                needs
+                    .iter()
+                    .map(|s| s.as_str())
+                    .filter(|s| names.contains(s))
+                    .collect(),
+            )
         })
         .collect();
     let mut order = Vec::with_capacity(kept.len());

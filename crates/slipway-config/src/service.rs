@@ -7,7 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::builds::{Builds, RawBuild};
-use crate::diag::{parse_toml, ConfigError, ConfigErrors, Loc, SourceText};
+use crate::diag::{ConfigError, ConfigErrors, Loc, SourceText, parse_toml};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -210,7 +210,13 @@ impl Config {
         })?;
         let base_dir = path
             .parent()
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
             .unwrap_or(Path::new("."))
             .to_path_buf();
         Config::parse(SourceText::new(path.display().to_string(), text), base_dir)

@@ -83,7 +83,16 @@ fn continuous_plan_keeps_every_build_in_order() {
     assert_eq!(p.branch, "release-R71-11151.B");
     assert_eq!(p.flow, Flow::Continuous);
     let names: Vec<_> = p.builds.iter().map(|b| b.name.as_str()).collect();
-    assert_eq!(names, ["guest_tools", "apt_repo", "apt_signer", "lxd_container", "publish"]);
+    assert_eq!(
+        names,
+        [
+            "guest_tools",
+            "apt_repo",
+            "apt_signer",
+            "lxd_container",
+            "publish"
+        ]
+    );
     assert!(p.bypassed.is_empty());
 }
 
@@ -139,7 +148,9 @@ steps = ["true"]
 
 #[test]
 fn errors_name_file_line_and_column() {
-    let e = first_error(service("[project]\nname = \"x\"\nrepo = \"r\"\nbogus = 1\n"));
+    let e = first_error(service(
+        "[project]\nname = \"x\"\nrepo = \"r\"\nbogus = 1\n",
+    ));
     assert!(e.starts_with("slipway.toml:4:1: "), "{e}");
     assert!(e.contains("bogus"), "{e}");
 
@@ -166,7 +177,10 @@ fn cycles_are_reported_with_the_path() {
 fn duplicate_milestones_are_rejected() {
     let svc = "[project]\nname = \"p\"\nrepo = \"r\"\n[[branches]]\nchannel = \"a\"\nmilestone = 7\nbranch = \"x\"\n[[branches]]\nchannel = \"b\"\nmilestone = 7\nbranch = \"y\"\n";
     let e = first_error(service(svc));
-    assert!(e.starts_with("slipway.toml:10:13: duplicate milestone 7"), "{e}");
+    assert!(
+        e.starts_with("slipway.toml:10:13: duplicate milestone 7"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -175,13 +189,31 @@ fn unknown_builds_secrets_buckets_are_errors() {
     let bad = BUILDS
         .replace("secrets = [\"apt-signing-key\"]", "secrets = [\"nope\"]")
         .replace("bucket = \"packages-staging\"", "bucket = \"nowhere\"");
-    let errs = validate(&c, &builds(&bad).unwrap()).unwrap_err().to_string();
-    assert!(errs.contains("secret 'nope', which is not defined"), "{errs}");
-    assert!(errs.contains("bucket 'nowhere', which is not defined"), "{errs}");
+    let errs = validate(&c, &builds(&bad).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errs.contains("secret 'nope', which is not defined"),
+        "{errs}"
+    );
+    assert!(
+        errs.contains("bucket 'nowhere', which is not defined"),
+        "{errs}"
+    );
 
-    let missing = BUILDS.replace("[builds.lxd_container]", "[builds.lxd_other]").replace("needs = [\"apt_signer\", \"lxd_container\"]", "needs = [\"apt_signer\"]");
-    let errs = validate(&c, &builds(&missing).unwrap()).unwrap_err().to_string();
-    assert!(errs.contains("lists build 'lxd_container', which is not defined"), "{errs}");
+    let missing = BUILDS
+        .replace("[builds.lxd_container]", "[builds.lxd_other]")
+        .replace(
+            "needs = [\"apt_signer\", \"lxd_container\"]",
+            "needs = [\"apt_signer\"]",
+        );
+    let errs = validate(&c, &builds(&missing).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errs.contains("lists build 'lxd_container', which is not defined"),
+        "{errs}"
+    );
     assert!(errs.contains("slipway.toml:26:52"), "{errs}");
 }
 
@@ -192,15 +224,24 @@ fn untrusted_job_may_not_keep_a_secret_reading_build() {
         "steps = [\"./build-container.sh\"]",
         "steps = [\"./build-container.sh\"]\nsecrets = [\"apt-signing-key\"]",
     );
-    let errs = validate(&c, &builds(&bad).unwrap()).unwrap_err().to_string();
-    assert!(errs.contains("untrusted job 'presubmit' would run build 'lxd_container' with secret"), "{errs}");
+    let errs = validate(&c, &builds(&bad).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errs.contains("untrusted job 'presubmit' would run build 'lxd_container' with secret"),
+        "{errs}"
+    );
 }
 
 #[test]
 fn artifact_paths_may_not_escape() {
-    let e = first_error(builds("[builds.a]\nsteps = [\"x\"]\nartifacts = [{ glob = \"../x/*\" }]\n"));
+    let e = first_error(builds(
+        "[builds.a]\nsteps = [\"x\"]\nartifacts = [{ glob = \"../x/*\" }]\n",
+    ));
     assert!(e.contains("must not contain '..'"), "{e}");
-    let e = first_error(builds("[builds.a]\nsteps = [\"x\"]\nartifacts = [{ glob = \"out/*\", strip_prefix = \"/etc\" }]\n"));
+    let e = first_error(builds(
+        "[builds.a]\nsteps = [\"x\"]\nartifacts = [{ glob = \"out/*\", strip_prefix = \"/etc\" }]\n",
+    ));
     assert!(e.contains("must be relative"), "{e}");
 }
 

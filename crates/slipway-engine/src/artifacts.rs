@@ -10,7 +10,12 @@ use slipway_config::ArtifactSpec;
 use slipway_store::{ArtifactRow, Cas};
 
 /// Matches and stores artifacts. Returns a user-facing reason on failure.
-pub(crate) fn collect(work: &Path, specs: &[ArtifactSpec], allow_empty: bool, cas: &Cas) -> Result<Vec<ArtifactRow>, String> {
+pub(crate) fn collect(
+    work: &Path,
+    specs: &[ArtifactSpec],
+    allow_empty: bool,
+    cas: &Cas,
+) -> Result<Vec<ArtifactRow>, String> {
     if specs.is_empty() {
         return Ok(Vec::new());
     }
@@ -31,13 +36,21 @@ pub(crate) fn collect(work: &Path, specs: &[ArtifactSpec], allow_empty: bool, ca
     let mut matched_per_spec = vec![0usize; specs.len()];
     // Destination path -> (source file, workspace-relative path it came from).
     let mut chosen: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
-    for entry in walkdir::WalkDir::new(&root).min_depth(1).follow_links(false).sort_by_file_name() {
+    for entry in walkdir::WalkDir::new(&root)
+        .min_depth(1)
+        .follow_links(false)
+        .sort_by_file_name()
+    {
         let entry = entry.map_err(|e| format!("cannot walk the workspace: {e}"))?;
         if entry.file_type().is_dir() {
             continue;
         }
-        let Ok(rel) = entry.path().strip_prefix(&root) else { continue };
-        let Some(rel_str) = rel.to_str() else { continue };
+        let Ok(rel) = entry.path().strip_prefix(&root) else {
+            continue;
+        };
+        let Some(rel_str) = rel.to_str() else {
+            continue;
+        };
         for (i, (spec, m)) in specs.iter().zip(&matchers).enumerate() {
             if !m.is_match(rel) {
                 continue;
@@ -46,7 +59,9 @@ pub(crate) fn collect(work: &Path, specs: &[ArtifactSpec], allow_empty: bool, ca
             let dest = strip(rel_str, spec.strip_prefix.as_deref())?;
             if let Some((_, other)) = chosen.get(&dest) {
                 if other != rel_str {
-                    return Err(format!("artifacts '{other}' and '{rel_str}' would both be stored as '{dest}'"));
+                    return Err(format!(
+                        "artifacts '{other}' and '{rel_str}' would both be stored as '{dest}'"
+                    ));
                 }
             }
             chosen.insert(dest, (file, rel_str.to_string()));
@@ -86,7 +101,10 @@ fn regular_file_inside(root: &Path, path: &Path, rel: &str) -> Result<PathBuf, S
             .canonicalize()
             .map_err(|e| format!("artifact '{rel}' is a dangling symlink: {e}"))?;
         if !target.starts_with(root) {
-            return Err(format!("artifact '{rel}' is a symlink to {} outside the workspace", target.display()));
+            return Err(format!(
+                "artifact '{rel}' is a symlink to {} outside the workspace",
+                target.display()
+            ));
         }
         if target.is_file() {
             return Ok(target);
@@ -97,7 +115,10 @@ fn regular_file_inside(root: &Path, path: &Path, rel: &str) -> Result<PathBuf, S
 
 /// Removes `prefix` (whole components) from `rel` and checks the result is a clean relative path.
 fn strip(rel: &str, prefix: Option<&str>) -> Result<String, String> {
-    let out = match prefix.map(|p| p.trim_end_matches('/')).filter(|p| !p.is_empty()) {
+    let out = match prefix
+        .map(|p| p.trim_end_matches('/'))
+        .filter(|p| !p.is_empty())
+    {
         None => rel.to_string(),
         Some(p) => Path::new(rel)
             .strip_prefix(p)
@@ -105,9 +126,14 @@ fn strip(rel: &str, prefix: Option<&str>) -> Result<String, String> {
             .to_string_lossy()
             .into_owned(),
     };
-    let clean = !out.is_empty() && Path::new(&out).components().all(|c| matches!(c, Component::Normal(_)));
+    let clean = !out.is_empty()
+        && Path::new(&out)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)));
     if !clean {
-        return Err(format!("artifact '{rel}' with strip_prefix gives '{out}', which is not a file path inside the build"));
+        return Err(format!(
+            "artifact '{rel}' with strip_prefix gives '{out}', which is not a file path inside the build"
+        ));
     }
     Ok(out)
 }
@@ -121,7 +147,11 @@ mod tests {
         ArtifactSpec {
             glob: glob.into(),
             strip_prefix: strip_prefix.map(Into::into),
-            loc: Loc { file: "b.toml".into(), line: 1, col: 1 },
+            loc: Loc {
+                file: "b.toml".into(),
+                line: 1,
+                col: 1,
+            },
         }
     }
 
@@ -139,7 +169,13 @@ mod tests {
         // `*` does not cross directories.
         assert_eq!(paths, ["debs/a.deb", "debs/b.deb"]);
         assert_eq!(rows[0].sha256, rows[1].sha256);
-        let rows = collect(&work, &[spec("out/**/*.deb", Some("out/debs"))], false, &cas).unwrap();
+        let rows = collect(
+            &work,
+            &[spec("out/**/*.deb", Some("out/debs"))],
+            false,
+            &cas,
+        )
+        .unwrap();
         assert_eq!(rows.len(), 3);
     }
 
@@ -149,7 +185,11 @@ mod tests {
         let cas = Cas::open(&dir.path().join("cas")).unwrap();
         let e = collect(dir.path(), &[spec("out/*.deb", None)], false, &cas).unwrap_err();
         assert!(e.contains("matched no files"), "{e}");
-        assert!(collect(dir.path(), &[spec("out/*.deb", None)], true, &cas).unwrap().is_empty());
+        assert!(
+            collect(dir.path(), &[spec("out/*.deb", None)], true, &cas)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

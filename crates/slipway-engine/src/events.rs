@@ -3,8 +3,22 @@ use slipway_store::BuildStatus;
 /// Progress of a run, for live displays. Logs go to files; these are the milestones.
 #[derive(Debug, Clone)]
 pub enum Event {
-    RunStarted { run_id: i64, builds: Vec<String> },
-    BuildStarted { build: String },
-    StepStarted { build: String, idx: usize, total: usize, command: String },
-    BuildFinished { build: String, status: BuildStatus, error: Option<String> },
+    RunStarted {
+        run_id: i64,
+        builds: Vec<String>,
+    },
+    BuildStarted {
+        build: String,
+    },
+    StepStarted {
+        build: String,
+        idx: usize,
+        total: usize,
+        command: String,
+    },
+    BuildFinished {
+        build: String,
+        status: BuildStatus,
+        error: Option<String>,
+    },
 }

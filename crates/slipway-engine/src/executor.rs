@@ -7,21 +7,21 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use slipway_config::{Config, NativeAction, Plan, PlannedBuild};
-use slipway_publish::{publish_tree, Bucket};
+use slipway_publish::{Bucket, publish_tree};
 use slipway_store::{ArtifactRow, BuildStatus, NewRun, RunStatus, Store};
-use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Semaphore;
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::artifacts;
-use crate::error::{io_err, EngineError};
+use crate::error::{EngineError, io_err};
 use crate::events::Event;
 use crate::logs::BuildLog;
-use crate::process::{run_step, StepEnd, StepSpec};
+use crate::process::{StepEnd, StepSpec, run_step};
 use crate::secrets;
-use crate::source::{short, Prepared};
+use crate::source::{Prepared, short};
 use crate::workspace::Workspace;
 
 #[derive(Debug, Clone)]
@@ -35,7 +35,9 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
-            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            jobs: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
             keep_workspaces: false,
         }
     }
@@ -91,7 +93,11 @@ pub async fn execute(
     events: Option<UnboundedSender<Event>>,
 ) -> Result<RunOutcome, EngineError> {
     let plan = Arc::new(prepared.plan);
-    let names: Vec<(String, Vec<String>)> = plan.builds.iter().map(|b| (b.name.clone(), b.needs.clone())).collect();
+    let names: Vec<(String, Vec<String>)> = plan
+        .builds
+        .iter()
+        .map(|b| (b.name.clone(), b.needs.clone()))
+        .collect();
     let run_id = store
         .create_run(
             &NewRun {
@@ -131,7 +137,10 @@ pub async fn execute(
         .map_err(io_err(&src))
         .and_then(|_| prepared.source.export(&prepared.commit, &src));
     let (status, error) = match exported {
-        Err(e) => (RunStatus::Failure, Some(format!("cannot check out {}: {e}", short(&prepared.commit)))),
+        Err(e) => (
+            RunStatus::Failure,
+            Some(format!("cannot check out {}: {e}", short(&prepared.commit))),
+        ),
         Ok(()) => schedule(&ctx).await?,
     };
     let _ = std::fs::remove_dir_all(&src);
@@ -162,7 +171,10 @@ pub async fn execute(
 
 async fn schedule(ctx: &Arc<Ctx>) -> Result<(RunStatus, Option<String>), EngineError> {
     let builds = &ctx.plan.builds;
-    let mut state: BTreeMap<&str, BuildStatus> = builds.iter().map(|b| (b.name.as_str(), BuildStatus::Pending)).collect();
+    let mut state: BTreeMap<&str, BuildStatus> = builds
+        .iter()
+        .map(|b| (b.name.as_str(), BuildStatus::Pending))
+        .collect();
     let mut started: BTreeMap<&str, bool> = BTreeMap::new();
     let mut tasks: JoinSet<(usize, BuildStatus, Option<String>)> = JoinSet::new();
     let mut first_failure: Option<String> = None;
@@ -171,23 +183,40 @@ async fn schedule(ctx: &Arc<Ctx>) -> Result<(RunStatus, Option<String>), EngineE
         if !ctx.cancel.is_cancelled() {
             // Builds are in topological order, so one pass settles every skip chain.
             for (i, b) in builds.iter().enumerate() {
-                if state[b.name.as_str()] != BuildStatus::Pending || started.contains_key(b.name.as_str()) {
+                if state[b.name.as_str()] != BuildStatus::Pending
+                    || started.contains_key(b.name.as_str())
+                {
                     continue;
                 }
-                let needs: Vec<BuildStatus> = b.needs.iter().filter_map(|n| state.get(n.as_str()).copied()).collect();
-                if needs.iter().any(|s| s.is_finished() && *s != BuildStatus::Success) {
+                let needs: Vec<BuildStatus> = b
+                    .needs
+                    .iter()
+                    .filter_map(|n| state.get(n.as_str()).copied())
+                    .collect();
+                if needs
+                    .iter()
+                    .any(|s| s.is_finished() && *s != BuildStatus::Success)
+                {
                     let reason = format!(
                         "skipped: needs {}",
                         b.needs
                             .iter()
-                            .filter(|n| state.get(n.as_str()).is_some_and(|s| *s != BuildStatus::Success))
+                            .filter(|n| state
+                                .get(n.as_str())
+                                .is_some_and(|s| *s != BuildStatus::Success))
                             .cloned()
                             .collect::<Vec<_>>()
                             .join(", ")
                     );
                     state.insert(b.name.as_str(), BuildStatus::Skipped);
-                    ctx.store.set_build_status(ctx.run_id, &b.name, BuildStatus::Skipped, Some(&reason)).await?;
-                    ctx.emit(Event::BuildFinished { build: b.name.clone(), status: BuildStatus::Skipped, error: Some(reason) });
+                    ctx.store
+                        .set_build_status(ctx.run_id, &b.name, BuildStatus::Skipped, Some(&reason))
+                        .await?;
+                    ctx.emit(Event::BuildFinished {
+                        build: b.name.clone(),
+                        status: BuildStatus::Skipped,
+                        error: Some(reason),
+                    });
                 } else if needs.iter().all(|s| *s == BuildStatus::Success) {
                     started.insert(b.name.as_str(), true);
                     let ctx = ctx.clone();
@@ -202,18 +231,26 @@ async fn schedule(ctx: &Arc<Ctx>) -> Result<(RunStatus, Option<String>), EngineE
         if tasks.is_empty() {
             break;
         }
-        let Some(joined) = tasks.join_next().await else { break };
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
         let (i, status, error) = match joined {
             Ok(r) => r,
             Err(e) => {
                 // A panicking build task is a bug; record it against the run rather than crash.
-                return Ok((RunStatus::Failure, Some(format!("internal error in a build task: {e}"))));
+                return Ok((
+                    RunStatus::Failure,
+                    Some(format!("internal error in a build task: {e}")),
+                ));
             }
         };
         let name = builds[i].name.as_str();
         state.insert(name, status);
         if status == BuildStatus::Failure && first_failure.is_none() {
-            first_failure = Some(format!("build '{name}' failed: {}", error.as_deref().unwrap_or("unknown error")));
+            first_failure = Some(format!(
+                "build '{name}' failed: {}",
+                error.as_deref().unwrap_or("unknown error")
+            ));
         }
     }
 
@@ -234,14 +271,26 @@ async fn run_build(ctx: &Ctx, build: &PlannedBuild) -> (BuildStatus, Option<Stri
     if ctx.cancel.is_cancelled() {
         return (BuildStatus::Cancelled, Some("cancelled".into()));
     }
-    let _ = ctx.store.set_build_status(ctx.run_id, &build.name, BuildStatus::Running, None).await;
-    ctx.emit(Event::BuildStarted { build: build.name.clone() });
+    let _ = ctx
+        .store
+        .set_build_status(ctx.run_id, &build.name, BuildStatus::Running, None)
+        .await;
+    ctx.emit(Event::BuildStarted {
+        build: build.name.clone(),
+    });
 
     let log_path = ctx.store.log_path(ctx.run_id, &build.name);
     let (status, error) = match BuildLog::create(&log_path) {
-        Err(e) => (BuildStatus::Failure, Some(format!("cannot create the log: {e}"))),
+        Err(e) => (
+            BuildStatus::Failure,
+            Some(format!("cannot create the log: {e}")),
+        ),
         Ok(log) => {
-            let ws_root = ctx.store.run_dir(ctx.run_id).join("builds").join(&build.name);
+            let ws_root = ctx
+                .store
+                .run_dir(ctx.run_id)
+                .join("builds")
+                .join(&build.name);
             let result = build_in_workspace(ctx, build, &log, ws_root).await;
             let (status, error) = match result {
                 Ok(()) => (BuildStatus::Success, None),
@@ -251,18 +300,32 @@ async fn run_build(ctx: &Ctx, build: &PlannedBuild) -> (BuildStatus, Option<Stri
                 }
             };
             let (lines, bytes, failed) = log.totals();
-            let _ = ctx.store.record_log(ctx.run_id, &build.name, log.path(), lines, bytes).await;
+            let _ = ctx
+                .store
+                .record_log(ctx.run_id, &build.name, log.path(), lines, bytes)
+                .await;
             if failed && status == BuildStatus::Success {
-                (BuildStatus::Failure, Some(format!("cannot write the log {}", log.path().display())))
+                (
+                    BuildStatus::Failure,
+                    Some(format!("cannot write the log {}", log.path().display())),
+                )
             } else {
                 (status, error)
             }
         }
     };
-    if let Err(e) = ctx.store.set_build_status(ctx.run_id, &build.name, status, error.as_deref()).await {
+    if let Err(e) = ctx
+        .store
+        .set_build_status(ctx.run_id, &build.name, status, error.as_deref())
+        .await
+    {
         tracing::error!(build = %build.name, "cannot record build status: {e}");
     }
-    ctx.emit(Event::BuildFinished { build: build.name.clone(), status, error: error.clone() });
+    ctx.emit(Event::BuildFinished {
+        build: build.name.clone(),
+        status,
+        error: error.clone(),
+    });
     (status, error)
 }
 
@@ -272,7 +335,12 @@ fn fail(msg: impl Into<String>) -> (BuildStatus, String) {
     (BuildStatus::Failure, msg.into())
 }
 
-async fn build_in_workspace(ctx: &Ctx, build: &PlannedBuild, log: &BuildLog, ws_root: std::path::PathBuf) -> BuildResult {
+async fn build_in_workspace(
+    ctx: &Ctx,
+    build: &PlannedBuild,
+    log: &BuildLog,
+    ws_root: std::path::PathBuf,
+) -> BuildResult {
     let plan = &ctx.plan;
     let b = &build.build;
     log.info(&format!(
@@ -281,17 +349,23 @@ async fn build_in_workspace(ctx: &Ctx, build: &PlannedBuild, log: &BuildLog, ws_
     ));
     // Defence in depth: the planner already removed these from untrusted jobs.
     if plan.untrusted && (b.privileged || !b.secrets.is_empty()) {
-        return Err(fail("refusing to run a privileged or secret-reading build in an untrusted run"));
+        return Err(fail(
+            "refusing to run a privileged or secret-reading build in an untrusted run",
+        ));
     }
     let src = ctx.store.run_dir(ctx.run_id).join("src");
-    let ws = Workspace::create(ws_root, &src).map_err(|e| fail(format!("cannot prepare the workspace: {e}")))?;
+    let ws = Workspace::create(ws_root, &src)
+        .map_err(|e| fail(format!("cannot prepare the workspace: {e}")))?;
     let result = async {
         let n = ws
             .add_inputs(&ctx.store, ctx.run_id, &build.needs)
             .await
             .map_err(|e| fail(format!("cannot place inputs: {e}")))?;
         if !build.needs.is_empty() {
-            log.info(&format!("inputs: {n} files from {}", build.needs.join(", ")));
+            log.info(&format!(
+                "inputs: {n} files from {}",
+                build.needs.join(", ")
+            ));
         }
         let mut env = base_env(ctx, build, &ws);
         let _secret_dir = if b.secrets.is_empty() {
@@ -310,10 +384,12 @@ async fn build_in_workspace(ctx: &Ctx, build: &PlannedBuild, log: &BuildLog, ws_
         }
         let cas = ctx.store.cas().clone();
         let (work, specs, allow_empty) = (ws.work.clone(), b.artifacts.clone(), b.allow_empty);
-        let rows = tokio::task::spawn_blocking(move || artifacts::collect(&work, &specs, allow_empty, &cas))
-            .await
-            .map_err(|e| fail(format!("artifact collection stopped: {e}")))?
-            .map_err(fail)?;
+        let rows = tokio::task::spawn_blocking(move || {
+            artifacts::collect(&work, &specs, allow_empty, &cas)
+        })
+        .await
+        .map_err(|e| fail(format!("artifact collection stopped: {e}")))?
+        .map_err(fail)?;
         for r in &rows {
             log.info(&format!("artifact {} {} {}", r.path, r.size, r.sha256));
         }
@@ -378,8 +454,16 @@ async fn run_steps(
     let steps = &build.build.steps;
     for (idx, command) in steps.iter().enumerate() {
         let n = idx + 1;
-        let _ = ctx.store.step_started(ctx.run_id, &build.name, n, command).await;
-        ctx.emit(Event::StepStarted { build: build.name.clone(), idx: n, total: steps.len(), command: command.clone() });
+        let _ = ctx
+            .store
+            .step_started(ctx.run_id, &build.name, n, command)
+            .await;
+        ctx.emit(Event::StepStarted {
+            build: build.name.clone(),
+            idx: n,
+            total: steps.len(),
+            command: command.clone(),
+        });
         log.info(&format!("step {n}/{}: {command}", steps.len()));
         let started = std::time::Instant::now();
         let record_group = |pgid: i32| {
@@ -390,37 +474,79 @@ async fn run_steps(
                 }
             });
         };
-        let spec = StepSpec { command, dir: &ws.work, env, deadline, on_spawn: &record_group };
+        let spec = StepSpec {
+            command,
+            dir: &ws.work,
+            env,
+            deadline,
+            on_spawn: &record_group,
+        };
         let end = run_step(spec, log, &ctx.cancel).await;
         let took = started.elapsed().as_secs_f64();
         let (step_status, code, outcome) = match &end {
             StepEnd::Exited(0) => ("success", Some(0), Ok(())),
-            StepEnd::Exited(c) => ("failure", Some(*c), Err(fail(format!("step {n} (`{command}`) exited with status {c}")))),
-            StepEnd::Signaled(s) => ("failure", None, Err(fail(format!("step {n} (`{command}`) was killed by signal {s}")))),
+            StepEnd::Exited(c) => (
+                "failure",
+                Some(*c),
+                Err(fail(format!(
+                    "step {n} (`{command}`) exited with status {c}"
+                ))),
+            ),
+            StepEnd::Signaled(s) => (
+                "failure",
+                None,
+                Err(fail(format!(
+                    "step {n} (`{command}`) was killed by signal {s}"
+                ))),
+            ),
             StepEnd::TimedOut => (
                 "timeout",
                 None,
-                Err(fail(format!("timed out after {}s in step {n} (`{command}`); its processes were killed", build.build.timeout.as_secs()))),
+                Err(fail(format!(
+                    "timed out after {}s in step {n} (`{command}`); its processes were killed",
+                    build.build.timeout.as_secs()
+                ))),
             ),
-            StepEnd::Cancelled => ("cancelled", None, Err((BuildStatus::Cancelled, "cancelled".to_string()))),
-            StepEnd::SpawnFailed(e) => ("failure", None, Err(fail(format!("cannot start step {n}: {e}")))),
+            StepEnd::Cancelled => (
+                "cancelled",
+                None,
+                Err((BuildStatus::Cancelled, "cancelled".to_string())),
+            ),
+            StepEnd::SpawnFailed(e) => (
+                "failure",
+                None,
+                Err(fail(format!("cannot start step {n}: {e}"))),
+            ),
         };
         log.info(&format!("step {n} ended: {step_status} ({took:.2}s)"));
-        let _ = ctx.store.step_finished(ctx.run_id, &build.name, n, step_status, code).await;
+        let _ = ctx
+            .store
+            .step_finished(ctx.run_id, &build.name, n, step_status, code)
+            .await;
         outcome?;
     }
     Ok(())
 }
 
-async fn run_native(ctx: &Ctx, action: &NativeAction, ws: &Workspace, log: &BuildLog) -> BuildResult {
+async fn run_native(
+    ctx: &Ctx,
+    action: &NativeAction,
+    ws: &Workspace,
+    log: &BuildLog,
+) -> BuildResult {
     match action {
-        NativeAction::Publish { bucket, prefix, path } => {
+        NativeAction::Publish {
+            bucket,
+            prefix,
+            path,
+        } => {
             let spec = ctx
                 .config
                 .buckets
                 .get(bucket)
                 .ok_or_else(|| fail(format!("bucket '{bucket}' is not defined")))?;
-            let target = Bucket::from_url(&spec.url, &ctx.config.base_dir).map_err(|e| fail(e.to_string()))?;
+            let target = Bucket::from_url(&spec.url, &ctx.config.base_dir)
+                .map_err(|e| fail(e.to_string()))?;
             let plan = &ctx.plan;
             let prefix = prefix
                 .replace("{milestone}", &plan.milestone.to_string())
@@ -431,7 +557,11 @@ async fn run_native(ctx: &Ctx, action: &NativeAction, ws: &Workspace, log: &Buil
                 Some(p) => ws.inputs.join(p),
                 None => ws.inputs.clone(),
             };
-            log.info(&format!("publishing {} to {}/{prefix}", src.display(), spec.url));
+            log.info(&format!(
+                "publishing {} to {}/{prefix}",
+                src.display(),
+                spec.url
+            ));
             let report = tokio::task::spawn_blocking(move || publish_tree(&src, &target, &prefix))
                 .await
                 .map_err(|e| fail(format!("publish stopped: {e}")))?

@@ -14,5 +14,5 @@ mod workspace;
 
 pub use error::EngineError;
 pub use events::Event;
-pub use executor::{execute, BuildOutcome, RunOptions, RunOutcome};
-pub use source::{load_plan, load_builds_at, Prepared, Source};
+pub use executor::{BuildOutcome, RunOptions, RunOutcome, execute};
+pub use source::{Prepared, Source, load_builds_at, load_plan};

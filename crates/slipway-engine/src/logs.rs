@@ -7,7 +7,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::error::{io_err, EngineError};
+use crate::error::{EngineError, io_err};
 
 const MASK: &str = "[secret]";
 
@@ -50,7 +50,9 @@ impl BuildLog {
     /// Values to mask from now on. Each non-trivial line of a secret is masked on its own, so a
     /// multi-line key printed line by line is caught too.
     pub fn redact(&self, secret: &str) {
-        let Ok(mut inner) = self.inner.lock() else { return };
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
         for part in std::iter::once(secret.trim()).chain(secret.lines().map(str::trim)) {
             if part.len() >= 6 && !inner.redact.iter().any(|r| r == part) {
                 inner.redact.push(part.to_string());
@@ -63,7 +65,9 @@ impl BuildLog {
     /// Appends one line. Write errors are remembered (and reported at the end), never fatal to
     /// the build: a full disk should fail the run clearly, not hang a pipe.
     pub fn line(&self, stream: &str, text: &str) {
-        let Ok(mut inner) = self.inner.lock() else { return };
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
         let mut text = text.trim_end_matches(['\n', '\r']).to_string();
         for r in &inner.redact {
             if text.contains(r.as_str()) {
@@ -72,7 +76,11 @@ impl BuildLog {
         }
         let ts = slipway_store::now();
         let line = format!("{ts} {stream:<4}| {text}\n");
-        let ok = inner.out.write_all(line.as_bytes()).and_then(|_| inner.out.flush()).is_ok();
+        let ok = inner
+            .out
+            .write_all(line.as_bytes())
+            .and_then(|_| inner.out.flush())
+            .is_ok();
         inner.failed |= !ok;
         inner.lines += 1;
         inner.bytes += line.len() as u64;

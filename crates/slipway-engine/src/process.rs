@@ -37,7 +37,11 @@ pub(crate) struct StepSpec<'a> {
     pub on_spawn: &'a (dyn Fn(i32) + Sync),
 }
 
-pub(crate) async fn run_step(spec: StepSpec<'_>, log: &BuildLog, cancel: &CancellationToken) -> StepEnd {
+pub(crate) async fn run_step(
+    spec: StepSpec<'_>,
+    log: &BuildLog,
+    cancel: &CancellationToken,
+) -> StepEnd {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(spec.command)
@@ -58,8 +62,14 @@ pub(crate) async fn run_step(spec: StepSpec<'_>, log: &BuildLog, cancel: &Cancel
         (spec.on_spawn)(pgid);
     }
     let readers = [
-        child.stdout.take().map(|s| tokio::spawn(pump(s, log.clone(), "out"))),
-        child.stderr.take().map(|s| tokio::spawn(pump(s, log.clone(), "err"))),
+        child
+            .stdout
+            .take()
+            .map(|s| tokio::spawn(pump(s, log.clone(), "out"))),
+        child
+            .stderr
+            .take()
+            .map(|s| tokio::spawn(pump(s, log.clone(), "err"))),
     ];
 
     let end = tokio::select! {
@@ -73,7 +83,10 @@ pub(crate) async fn run_step(spec: StepSpec<'_>, log: &BuildLog, cancel: &Cancel
     if let Some(pgid) = pgid {
         if matches!(end, StepEnd::TimedOut | StepEnd::Cancelled) {
             signal_group(pgid, libc::SIGTERM);
-            if tokio::time::timeout(TERM_GRACE, child.wait()).await.is_err() {
+            if tokio::time::timeout(TERM_GRACE, child.wait())
+                .await
+                .is_err()
+            {
                 signal_group(pgid, libc::SIGKILL);
             }
         }

@@ -22,14 +22,21 @@ impl Drop for SecretDir {
     }
 }
 
-pub(crate) fn materialize(config: &Config, names: &[String], dir: &Path, log: &BuildLog) -> Result<SecretDir, String> {
+pub(crate) fn materialize(
+    config: &Config,
+    names: &[String],
+    dir: &Path,
+    log: &BuildLog,
+) -> Result<SecretDir, String> {
     let _ = fs::remove_dir_all(dir);
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
         .map_err(|e| format!("cannot create the secrets folder: {e}"))?;
-    let guard = SecretDir { path: dir.to_path_buf() };
+    let guard = SecretDir {
+        path: dir.to_path_buf(),
+    };
     for name in names {
         let secret = config
             .secrets
@@ -38,7 +45,13 @@ pub(crate) fn materialize(config: &Config, names: &[String], dir: &Path, log: &B
         let value = match &secret.source {
             SecretSource::File(path) => {
                 let path = config.resolve(&path.to_string_lossy());
-                fs::read(&path).map_err(|e| format!("secret '{name}': cannot read {}: {}", path.display(), e.kind()))?
+                fs::read(&path).map_err(|e| {
+                    format!(
+                        "secret '{name}': cannot read {}: {}",
+                        path.display(),
+                        e.kind()
+                    )
+                })?
             }
             SecretSource::Env(var) => std::env::var_os(var)
                 .map(|v| v.into_encoded_bytes())
@@ -51,9 +64,18 @@ pub(crate) fn materialize(config: &Config, names: &[String], dir: &Path, log: &B
             .create_new(true)
             .mode(0o600)
             .open(&path)
-            .map_err(|e| format!("secret '{name}': cannot write it for the build: {}", e.kind()))?;
-        file.write_all(&value)
-            .map_err(|e| format!("secret '{name}': cannot write it for the build: {}", e.kind()))?;
+            .map_err(|e| {
+                format!(
+                    "secret '{name}': cannot write it for the build: {}",
+                    e.kind()
+                )
+            })?;
+        file.write_all(&value).map_err(|e| {
+            format!(
+                "secret '{name}': cannot write it for the build: {}",
+                e.kind()
+            )
+        })?;
     }
     Ok(guard)
 }

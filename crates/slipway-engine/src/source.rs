@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use sha2::{Digest, Sha256};
-use slipway_config::{plan, Builds, Config, Plan, SourceText};
+use slipway_config::{Builds, Config, Plan, SourceText, plan};
 
-use crate::error::{io_err, EngineError};
+use crate::error::{EngineError, io_err};
 
 /// A git repository Slipway reads from: the configured local repo, or a mirror of a remote one.
 #[derive(Debug, Clone)]
@@ -44,7 +44,8 @@ impl Source {
             if mirror.join("HEAD").exists() {
                 src.git(&["fetch", "--prune", "origin", "+refs/heads/*:refs/heads/*"])?;
             } else {
-                std::fs::create_dir_all(data_dir.join("repos")).map_err(io_err(data_dir.join("repos")))?;
+                std::fs::create_dir_all(data_dir.join("repos"))
+                    .map_err(io_err(data_dir.join("repos")))?;
                 let out = Command::new("git")
                     .args(["clone", "--quiet", "--mirror", repo])
                     .arg(&mirror)
@@ -55,7 +56,10 @@ impl Source {
                     let _ = std::fs::remove_dir_all(&mirror);
                     return Err(EngineError::Git {
                         repo: repo.clone(),
-                        message: format!("cannot clone: {}", String::from_utf8_lossy(&out.stderr).trim()),
+                        message: format!(
+                            "cannot clone: {}",
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        ),
                     });
                 }
             }
@@ -65,17 +69,21 @@ impl Source {
         if !path.exists() {
             return Err(EngineError::Git {
                 repo: path.display().to_string(),
-                message: format!("does not exist (set [project].repo in {})", config.source.name),
+                message: format!(
+                    "does not exist (set [project].repo in {})",
+                    config.source.name
+                ),
             });
         }
         let src = Source {
             git_dir: path.clone(),
             display: path.display().to_string(),
         };
-        src.git(&["rev-parse", "--git-dir"]).map_err(|_| EngineError::Git {
-            repo: src.display.clone(),
-            message: "is not a git repository".into(),
-        })?;
+        src.git(&["rev-parse", "--git-dir"])
+            .map_err(|_| EngineError::Git {
+                repo: src.display.clone(),
+                message: "is not a git repository".into(),
+            })?;
         Ok(src)
     }
 
@@ -109,8 +117,13 @@ impl Source {
         if rev.starts_with('-') {
             return Err(self.no_rev(rev));
         }
-        self.git(&["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")])
-            .map_err(|_| self.no_rev(rev))
+        self.git(&[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{rev}^{{commit}}"),
+        ])
+        .map_err(|_| self.no_rev(rev))
     }
 
     fn no_rev(&self, rev: &str) -> EngineError {
@@ -121,11 +134,16 @@ impl Source {
     }
 
     pub fn branch_head(&self, branch: &str) -> Result<String, EngineError> {
-        self.git(&["rev-parse", "--verify", "--quiet", &format!("refs/heads/{branch}^{{commit}}")])
-            .map_err(|_| EngineError::Git {
-                repo: self.display.clone(),
-                message: format!("branch '{branch}' does not exist"),
-            })
+        self.git(&[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("refs/heads/{branch}^{{commit}}"),
+        ])
+        .map_err(|_| EngineError::Git {
+            repo: self.display.clone(),
+            message: format!("branch '{branch}' does not exist"),
+        })
     }
 
     pub fn commit_time(&self, commit: &str) -> Result<i64, EngineError> {
@@ -189,14 +207,23 @@ fn git_missing(repo: &str, e: std::io::Error) -> EngineError {
 }
 
 /// The builds a commit defines: the service file's own builds plus the repo's builds file.
-pub fn load_builds_at(config: &Config, source: &Source, commit: &str) -> Result<Builds, EngineError> {
+pub fn load_builds_at(
+    config: &Config,
+    source: &Source,
+    commit: &str,
+) -> Result<Builds, EngineError> {
     let mut builds = config.inline_builds.clone();
     if let Some(path) = &config.project.builds_path {
         let name = format!("{}@{}:{}", source.display(), short(commit), path);
-        let text = source.read_file(commit, path)?.ok_or_else(|| EngineError::Git {
-            repo: source.display().to_string(),
-            message: format!("commit {} has no builds file '{path}' ([project].builds)", short(commit)),
-        })?;
+        let text = source
+            .read_file(commit, path)?
+            .ok_or_else(|| EngineError::Git {
+                repo: source.display().to_string(),
+                message: format!(
+                    "commit {} has no builds file '{path}' ([project].builds)",
+                    short(commit)
+                ),
+            })?;
         builds.merge(Builds::parse(&SourceText::new(name, text))?)?;
     }
     Ok(builds)

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use slipway_store::Store;
 
-use crate::error::{io_err, EngineError};
+use crate::error::{EngineError, io_err};
 
 pub(crate) struct Workspace {
     pub root: PathBuf,
@@ -39,7 +39,12 @@ impl Workspace {
     }
 
     /// Puts each upstream build's artifacts under `inputs/<build>/<path>`.
-    pub async fn add_inputs(&self, store: &Store, run_id: i64, needs: &[String]) -> Result<usize, EngineError> {
+    pub async fn add_inputs(
+        &self,
+        store: &Store,
+        run_id: i64,
+        needs: &[String],
+    ) -> Result<usize, EngineError> {
         let mut count = 0;
         for need in needs {
             let dir = self.inputs.join(need);
@@ -78,8 +83,12 @@ pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<(), EngineError> {
             std::os::unix::fs::symlink(&link, &target).map_err(io_err(&target))?;
         } else if ft.is_file() {
             fs::copy(entry.path(), &target).map_err(io_err(&target))?;
-            let mode = entry.metadata().map(|m| m.permissions().mode()).unwrap_or(0o644);
-            fs::set_permissions(&target, fs::Permissions::from_mode(mode | 0o200)).map_err(io_err(&target))?;
+            let mode = entry
+                .metadata()
+                .map(|m| m.permissions().mode())
+                .unwrap_or(0o644);
+            fs::set_permissions(&target, fs::Permissions::from_mode(mode | 0o200))
+                .map_err(io_err(&target))?;
         }
     }
     Ok(())

@@ -50,13 +50,19 @@ impl Bucket {
             return Err(PublishError::Unsupported(url.to_string()));
         };
         let p = Path::new(path);
-        Ok(Bucket::Local(if p.is_absolute() { p.to_path_buf() } else { base_dir.join(p) }))
+        Ok(Bucket::Local(if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base_dir.join(p)
+        }))
     }
 
     fn object_path(&self, key: &str) -> Result<PathBuf, PublishError> {
         if key.is_empty()
             || key.starts_with('/')
-            || key.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+            || key
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
         {
             return Err(PublishError::BadPath(key.to_string()));
         }
@@ -67,7 +73,9 @@ impl Bucket {
     fn sha256_of(&self, key: &str) -> Result<Option<String>, PublishError> {
         let path = self.object_path(key)?;
         match File::open(&path) {
-            Ok(f) => hash_reader(f).map(|(h, _)| Some(h)).map_err(|source| PublishError::Read { path, source }),
+            Ok(f) => hash_reader(f)
+                .map(|(h, _)| Some(h))
+                .map_err(|source| PublishError::Read { path, source }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(PublishError::Read { path, source }),
         }
@@ -76,13 +84,23 @@ impl Bucket {
     /// Writes one object atomically: a temp file beside it, then a rename over the old one.
     fn put(&self, key: &str, src: &Path) -> Result<(), PublishError> {
         let dest = self.object_path(key)?;
-        let write_err = |source| PublishError::Write { path: dest.clone(), source };
-        let parent = dest.parent().ok_or_else(|| PublishError::BadPath(key.to_string()))?;
+        let write_err = |source| PublishError::Write {
+            path: dest.clone(),
+            source,
+        };
+        let parent = dest
+            .parent()
+            .ok_or_else(|| PublishError::BadPath(key.to_string()))?;
         fs::create_dir_all(parent).map_err(write_err)?;
-        let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("object");
+        let name = dest
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("object");
         let tmp = parent.join(format!(".{name}.{}.partial", std::process::id()));
         fs::copy(src, &tmp).map_err(write_err)?;
-        File::open(&tmp).and_then(|f| f.sync_all()).map_err(write_err)?;
+        File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(write_err)?;
         fs::rename(&tmp, &dest).map_err(|e| {
             let _ = fs::remove_file(&tmp);
             write_err(e)
@@ -107,7 +125,11 @@ fn hash_reader(mut r: impl Read) -> io::Result<(String, u64)> {
 
 /// Publishes every file under `src` to `bucket` under `prefix`, in safe order, skipping objects
 /// already present with the same sha256.
-pub fn publish_tree(src: &Path, bucket: &Bucket, prefix: &str) -> Result<PublishReport, PublishError> {
+pub fn publish_tree(
+    src: &Path,
+    bucket: &Bucket,
+    prefix: &str,
+) -> Result<PublishReport, PublishError> {
     let mut files: Vec<(String, PathBuf)> = Vec::new();
     for entry in walkdir::WalkDir::new(src).follow_links(false) {
         let entry = entry.map_err(|e| PublishError::Read {
@@ -130,23 +152,36 @@ pub fn publish_tree(src: &Path, bucket: &Bucket, prefix: &str) -> Result<Publish
     }
     let mut keys: Vec<String> = files.iter().map(|(k, _)| k.clone()).collect();
     sort_for_publish(&mut keys);
-    let by_key: std::collections::HashMap<&str, &PathBuf> = files.iter().map(|(k, p)| (k.as_str(), p)).collect();
+    let by_key: std::collections::HashMap<&str, &PathBuf> =
+        files.iter().map(|(k, p)| (k.as_str(), p)).collect();
 
     let prefix = prefix.trim_matches('/');
     let mut report = PublishReport::default();
     for key in &keys {
         let local = by_key[key.as_str()];
-        let (sha256, size) = File::open(local)
-            .and_then(hash_reader)
-            .map_err(|source| PublishError::Read { path: local.clone(), source })?;
-        let object = if prefix.is_empty() { key.clone() } else { format!("{prefix}/{key}") };
+        let (sha256, size) =
+            File::open(local)
+                .and_then(hash_reader)
+                .map_err(|source| PublishError::Read {
+                    path: local.clone(),
+                    source,
+                })?;
+        let object = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}/{key}")
+        };
         if bucket.sha256_of(&object)?.as_deref() == Some(sha256.as_str()) {
             report.unchanged += 1;
         } else {
             bucket.put(&object, local)?;
             report.uploaded += 1;
         }
-        report.objects.push(ObjectEntry { path: object, sha256, size });
+        report.objects.push(ObjectEntry {
+            path: object,
+            sha256,
+            size,
+        });
     }
     Ok(report)
 }
@@ -171,10 +206,18 @@ mod tests {
         let order: Vec<_> = first.objects.iter().map(|o| o.path.as_str()).collect();
         assert_eq!(
             order,
-            ["74/pool/main/a/a.deb", "74/dists/x/main/binary-all/Packages", "74/dists/x/Release", "74/dists/x/InRelease"]
+            [
+                "74/pool/main/a/a.deb",
+                "74/dists/x/main/binary-all/Packages",
+                "74/dists/x/Release",
+                "74/dists/x/InRelease"
+            ]
         );
         assert_eq!(first.uploaded, 4);
-        assert_eq!(fs::read_to_string(dir.path().join("bucket/74/dists/x/InRelease")).unwrap(), "signed");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("bucket/74/dists/x/InRelease")).unwrap(),
+            "signed"
+        );
 
         fs::write(src.join("dists/x/InRelease"), "signed again").unwrap();
         let second = publish_tree(&src, &bucket, "74").unwrap();

@@ -5,5 +5,5 @@
 mod bucket;
 mod order;
 
-pub use bucket::{publish_tree, Bucket, ObjectEntry, PublishError, PublishReport};
+pub use bucket::{Bucket, ObjectEntry, PublishError, PublishReport, publish_tree};
 pub use order::{publish_rank, sort_for_publish};

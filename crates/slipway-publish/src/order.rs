@@ -68,11 +68,22 @@ mod tests {
 
     #[test]
     fn streams_index_goes_last() {
-        let mut paths: Vec<String> = ["streams/v1/index.json", "streams/v1/images.json", "images/debian/x/lxd.tar.xz"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut paths: Vec<String> = [
+            "streams/v1/index.json",
+            "streams/v1/images.json",
+            "images/debian/x/lxd.tar.xz",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         sort_for_publish(&mut paths);
-        assert_eq!(paths, ["images/debian/x/lxd.tar.xz", "streams/v1/images.json", "streams/v1/index.json"]);
+        assert_eq!(
+            paths,
+            [
+                "images/debian/x/lxd.tar.xz",
+                "streams/v1/images.json",
+                "streams/v1/index.json"
+            ]
+        );
     }
 }

@@ -44,7 +44,11 @@ impl Cas {
     }
 
     pub fn object_path(&self, sha256: &str) -> Result<PathBuf, CasError> {
-        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+        if sha256.len() != 64
+            || !sha256
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
             return Err(CasError::BadDigest(sha256.to_string()));
         }
         Ok(self.root.join("sha256").join(&sha256[..2]).join(sha256))
@@ -68,17 +72,23 @@ impl Cas {
                 break;
             }
             hasher.update(&buf[..n]);
-            tmp.1.write_all(&buf[..n]).map_err(|source| CasError::Write {
-                path: tmp.0.clone(),
-                source,
-            })?;
+            tmp.1
+                .write_all(&buf[..n])
+                .map_err(|source| CasError::Write {
+                    path: tmp.0.clone(),
+                    source,
+                })?;
             size += n as u64;
         }
         let sha256 = hex::encode(hasher.finalize());
         let dest = self.object_path(&sha256)?;
         if dest.exists() {
             let _ = fs::remove_file(&tmp.0);
-            return Ok(StoredFile { sha256, size, new: false });
+            return Ok(StoredFile {
+                sha256,
+                size,
+                new: false,
+            });
         }
         let write_err = |source| CasError::Write {
             path: dest.clone(),
@@ -92,7 +102,11 @@ impl Cas {
         // Stored objects are immutable; read-only guards against a build editing one in place.
         fs::set_permissions(&tmp.0, fs::Permissions::from_mode(0o444)).map_err(write_err)?;
         fs::rename(&tmp.0, &dest).map_err(write_err)?;
-        Ok(StoredFile { sha256, size, new: true })
+        Ok(StoredFile {
+            sha256,
+            size,
+            new: true,
+        })
     }
 
     /// Writes a stored object to `dest` (a new file; parents created), via a temp file + rename.
@@ -109,7 +123,9 @@ impl Cas {
         fs::create_dir_all(parent).map_err(write_err)?;
         let tmp = parent.join(format!(
             ".{}.slipway-tmp",
-            dest.file_name().and_then(|n| n.to_str()).unwrap_or("artifact")
+            dest.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("artifact")
         ));
         fs::copy(&src, &tmp).map_err(write_err)?;
         fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).map_err(write_err)?;
@@ -124,7 +140,11 @@ fn tempfile_in(dir: &Path) -> Result<(PathBuf, File), CasError> {
     loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let path = dir.join(format!("{}-{n}", std::process::id()));
-        match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
             Ok(f) => return Ok((path, f)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(source) => return Err(CasError::Write { path, source }),
@@ -152,7 +172,12 @@ mod tests {
         assert_eq!(first.size, 10);
         let objects: Vec<_> = walk(&dir.path().join("cas/sha256"));
         assert_eq!(objects.len(), 1);
-        assert!(fs::read_dir(dir.path().join("cas/tmp")).unwrap().next().is_none());
+        assert!(
+            fs::read_dir(dir.path().join("cas/tmp"))
+                .unwrap()
+                .next()
+                .is_none()
+        );
 
         let out = dir.path().join("out/x/y");
         cas.export(&first.sha256, &out).unwrap();
@@ -163,15 +188,25 @@ mod tests {
     fn bad_digests_are_rejected() {
         let dir = tempfile::tempdir().unwrap();
         let cas = Cas::open(dir.path()).unwrap();
-        assert!(matches!(cas.object_path("../../etc/passwd"), Err(CasError::BadDigest(_))));
-        assert!(matches!(cas.export(&"0".repeat(64), &dir.path().join("x")), Err(CasError::Missing(_))));
+        assert!(matches!(
+            cas.object_path("../../etc/passwd"),
+            Err(CasError::BadDigest(_))
+        ));
+        assert!(matches!(
+            cas.export(&"0".repeat(64), &dir.path().join("x")),
+            Err(CasError::Missing(_))
+        ));
     }
 
     fn walk(dir: &Path) -> Vec<PathBuf> {
         let mut out = Vec::new();
         for e in fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
-            if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+            if p.is_dir() {
+                out.extend(walk(&p))
+            } else {
+                out.push(p)
+            }
         }
         out
     }

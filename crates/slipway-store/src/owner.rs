@@ -25,6 +25,15 @@ pub fn start_time(pid: i64) -> Option<String> {
     rest.split_whitespace().nth(19).map(str::to_string)
 }
 
+/// Kills a process group left by a crashed run, if its leader is still the process we started.
+pub fn kill_group_if_alive(pgid: i64, start: &str) -> bool {
+    if pgid <= 1 || start.is_empty() || !is_alive(pgid, start) {
+        return false;
+    }
+    // SAFETY: kill(2) with a negative pid signals a process group; no memory is touched.
+    unsafe { libc::kill(-(pgid as i32), libc::SIGKILL) == 0 }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -35,13 +44,4 @@ mod tests {
         assert!(!super::is_alive(pid, "1"));
         assert!(!super::is_alive(i32::MAX as i64, ""));
     }
-}
-
-/// Kills a process group left by a crashed run, if its leader is still the process we started.
-pub fn kill_group_if_alive(pgid: i64, start: &str) -> bool {
-    if pgid <= 1 || start.is_empty() || !is_alive(pgid, start) {
-        return false;
-    }
-    // SAFETY: kill(2) with a negative pid signals a process group; no memory is touched.
-    unsafe { libc::kill(-(pgid as i32), libc::SIGKILL) == 0 }
 }

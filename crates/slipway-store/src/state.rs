@@ -23,7 +23,10 @@ pub enum StoreError {
         source: sqlx::migrate::MigrateError,
     },
     #[error("cannot create data dir {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Cas(#[from] CasError),
     #[error("no run {0}")]
@@ -151,7 +154,9 @@ impl Store {
     }
 
     pub fn log_path(&self, run_id: i64, build: &str) -> PathBuf {
-        self.run_dir(run_id).join("logs").join(format!("{build}.log"))
+        self.run_dir(run_id)
+            .join("logs")
+            .join(format!("{build}.log"))
     }
 
     fn err(&self, source: sqlx::Error) -> StoreError {
@@ -163,10 +168,11 @@ impl Store {
 
     /// Marks runs left `running` by a process that no longer exists.
     pub async fn recover_interrupted(&self) -> Result<Vec<i64>, StoreError> {
-        let rows = sqlx::query("SELECT id, owner_pid, owner_start FROM runs WHERE status = 'running'")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
+        let rows =
+            sqlx::query("SELECT id, owner_pid, owner_start FROM runs WHERE status = 'running'")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
         let mut recovered = Vec::new();
         for row in rows {
             let id: i64 = row.get(0);
@@ -185,11 +191,19 @@ impl Store {
                 let pgid: i64 = g.get(0);
                 let start: Option<String> = g.get(1);
                 if owner::kill_group_if_alive(pgid, start.as_deref().unwrap_or("")) {
-                    tracing::warn!(run = id, pgid, "killed a process group left by a crashed run");
+                    tracing::warn!(
+                        run = id,
+                        pgid,
+                        "killed a process group left by a crashed run"
+                    );
                 }
             }
-            self.finish_run(id, RunStatus::Interrupted, Some("the process running it stopped unexpectedly"))
-                .await?;
+            self.finish_run(
+                id,
+                RunStatus::Interrupted,
+                Some("the process running it stopped unexpectedly"),
+            )
+            .await?;
             tracing::warn!(run = id, "marked run interrupted: its process is gone");
             recovered.push(id);
         }
@@ -197,7 +211,11 @@ impl Store {
     }
 
     /// Creates a run owned by this process, with its builds `pending`.
-    pub async fn create_run(&self, run: &NewRun<'_>, builds: &[(String, Vec<String>)]) -> Result<i64, StoreError> {
+    pub async fn create_run(
+        &self,
+        run: &NewRun<'_>,
+        builds: &[(String, Vec<String>)],
+    ) -> Result<i64, StoreError> {
         let (pid, start) = owner::current();
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
         let id: i64 = sqlx::query(
@@ -245,7 +263,12 @@ impl Store {
     }
 
     /// Sets the run's final status; builds still pending or running get a matching final status.
-    pub async fn finish_run(&self, run_id: i64, status: RunStatus, error: Option<&str>) -> Result<(), StoreError> {
+    pub async fn finish_run(
+        &self,
+        run_id: i64,
+        status: RunStatus,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
         let leftover = match status {
             RunStatus::Cancelled => BuildStatus::Cancelled,
             RunStatus::Interrupted => BuildStatus::Interrupted,
@@ -268,13 +291,15 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
-        sqlx::query("UPDATE steps SET status = ?, finished_at = ? WHERE run_id = ? AND status = 'running'")
-            .bind(leftover.as_str())
-            .bind(&ts)
-            .bind(run_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
+        sqlx::query(
+            "UPDATE steps SET status = ?, finished_at = ? WHERE run_id = ? AND status = 'running'",
+        )
+        .bind(leftover.as_str())
+        .bind(&ts)
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -304,7 +329,13 @@ impl Store {
         Ok(())
     }
 
-    pub async fn step_started(&self, run_id: i64, build: &str, idx: usize, command: &str) -> Result<(), StoreError> {
+    pub async fn step_started(
+        &self,
+        run_id: i64,
+        build: &str,
+        idx: usize,
+        command: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query("INSERT OR REPLACE INTO steps (run_id, build, idx, command, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)")
             .bind(run_id)
             .bind(build)
@@ -318,17 +349,25 @@ impl Store {
     }
 
     /// Records the process group of a running step, so it can be ended if this process crashes.
-    pub async fn step_process(&self, run_id: i64, build: &str, idx: usize, pgid: i32) -> Result<(), StoreError> {
+    pub async fn step_process(
+        &self,
+        run_id: i64,
+        build: &str,
+        idx: usize,
+        pgid: i32,
+    ) -> Result<(), StoreError> {
         let start = owner::start_time(pgid as i64);
-        sqlx::query("UPDATE steps SET pgid = ?, pgid_start = ? WHERE run_id = ? AND build = ? AND idx = ?")
-            .bind(pgid)
-            .bind(start)
-            .bind(run_id)
-            .bind(build)
-            .bind(idx as i64)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
+        sqlx::query(
+            "UPDATE steps SET pgid = ?, pgid_start = ? WHERE run_id = ? AND build = ? AND idx = ?",
+        )
+        .bind(pgid)
+        .bind(start)
+        .bind(run_id)
+        .bind(build)
+        .bind(idx as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
         Ok(())
     }
 
@@ -353,7 +392,12 @@ impl Store {
         Ok(())
     }
 
-    pub async fn record_artifacts(&self, run_id: i64, build: &str, artifacts: &[ArtifactRow]) -> Result<(), StoreError> {
+    pub async fn record_artifacts(
+        &self,
+        run_id: i64,
+        build: &str,
+        artifacts: &[ArtifactRow],
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
         for a in artifacts {
             sqlx::query("INSERT OR REPLACE INTO artifacts (run_id, build, path, sha256, size) VALUES (?, ?, ?, ?, ?)")
@@ -370,7 +414,14 @@ impl Store {
         Ok(())
     }
 
-    pub async fn record_log(&self, run_id: i64, build: &str, path: &Path, lines: u64, bytes: u64) -> Result<(), StoreError> {
+    pub async fn record_log(
+        &self,
+        run_id: i64,
+        build: &str,
+        path: &Path,
+        lines: u64,
+        bytes: u64,
+    ) -> Result<(), StoreError> {
         sqlx::query("INSERT OR REPLACE INTO logs (run_id, build, path, lines, bytes) VALUES (?, ?, ?, ?, ?)")
             .bind(run_id)
             .bind(build)
@@ -415,7 +466,8 @@ impl Store {
                 let needs: String = r.get(1);
                 Ok(BuildRow {
                     name: r.get(0),
-                    needs: serde_json::from_str(&needs).map_err(|e| StoreError::Corrupt(format!("build needs: {e}")))?,
+                    needs: serde_json::from_str(&needs)
+                        .map_err(|e| StoreError::Corrupt(format!("build needs: {e}")))?,
                     status: parse_status(r.get::<String, _>(2))?,
                     error: r.get(3),
                     started_at: r.get(4),
@@ -425,7 +477,11 @@ impl Store {
             .collect()
     }
 
-    pub async fn build_status(&self, run_id: i64, build: &str) -> Result<Option<BuildStatus>, StoreError> {
+    pub async fn build_status(
+        &self,
+        run_id: i64,
+        build: &str,
+    ) -> Result<Option<BuildStatus>, StoreError> {
         let row = sqlx::query("SELECT status FROM builds WHERE run_id = ? AND name = ?")
             .bind(run_id)
             .bind(build)
@@ -457,13 +513,19 @@ impl Store {
             .collect())
     }
 
-    pub async fn artifacts(&self, run_id: i64, build: &str) -> Result<Vec<ArtifactRow>, StoreError> {
-        let rows = sqlx::query("SELECT path, sha256, size FROM artifacts WHERE run_id = ? AND build = ? ORDER BY path")
-            .bind(run_id)
-            .bind(build)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
+    pub async fn artifacts(
+        &self,
+        run_id: i64,
+        build: &str,
+    ) -> Result<Vec<ArtifactRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT path, sha256, size FROM artifacts WHERE run_id = ? AND build = ? ORDER BY path",
+        )
+        .bind(run_id)
+        .bind(build)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
         Ok(rows
             .iter()
             .map(|r| ArtifactRow {
@@ -520,8 +582,14 @@ mod tests {
     async fn runs_of_a_dead_owner_are_marked_interrupted_at_open() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).await.unwrap();
-        let id = store.create_run(&new_run(), &[("a".into(), vec![])]).await.unwrap();
-        store.set_build_status(id, "a", BuildStatus::Running, None).await.unwrap();
+        let id = store
+            .create_run(&new_run(), &[("a".into(), vec![])])
+            .await
+            .unwrap();
+        store
+            .set_build_status(id, "a", BuildStatus::Running, None)
+            .await
+            .unwrap();
         // A live owner's run is left alone.
         assert!(store.recover_interrupted().await.unwrap().is_empty());
         // Pretend the owner crashed: a pid that cannot exist.
@@ -536,18 +604,34 @@ mod tests {
         let run = store.run(id).await.unwrap();
         assert_eq!(run.status, RunStatus::Interrupted);
         assert!(run.finished_at.is_some());
-        assert_eq!(store.builds(id).await.unwrap()[0].status, BuildStatus::Interrupted);
+        assert_eq!(
+            store.builds(id).await.unwrap()[0].status,
+            BuildStatus::Interrupted
+        );
     }
 
     #[tokio::test]
     async fn artifacts_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).await.unwrap();
-        let id = store.create_run(&new_run(), &[("a".into(), vec![])]).await.unwrap();
-        let rows = vec![ArtifactRow { path: "x/y.deb".into(), sha256: "ab".repeat(32), size: 3 }];
+        let id = store
+            .create_run(&new_run(), &[("a".into(), vec![])])
+            .await
+            .unwrap();
+        let rows = vec![ArtifactRow {
+            path: "x/y.deb".into(),
+            sha256: "ab".repeat(32),
+            size: 3,
+        }];
         store.record_artifacts(id, "a", &rows).await.unwrap();
         assert_eq!(store.artifacts(id, "a").await.unwrap(), rows);
-        store.finish_run(id, RunStatus::Success, None).await.unwrap();
-        assert_eq!(store.list_runs(10).await.unwrap()[0].status, RunStatus::Success);
+        store
+            .finish_run(id, RunStatus::Success, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.list_runs(10).await.unwrap()[0].status,
+            RunStatus::Success
+        );
     }
 }

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use slipway_config::Config;
-use slipway_engine::{execute, load_plan, RunOptions};
+use slipway_engine::{RunOptions, execute, load_plan};
 use slipway_store::{RunStatus, Store};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -32,26 +32,56 @@ pub async fn plan(builds: usize, jobs: usize) -> Result<ExitCode> {
         config,
         store,
         prepared,
-        RunOptions { jobs, keep_workspaces: false },
+        RunOptions {
+            jobs,
+            keep_workspaces: false,
+        },
         CancellationToken::new(),
         None,
     )
     .await?;
     let executed = t1.elapsed();
     if outcome.status != RunStatus::Success {
-        bail!("benchmark run {} ended {}: {:?}", outcome.run_id, outcome.status, outcome.error);
+        bail!(
+            "benchmark run {} ended {}: {:?}",
+            outcome.run_id,
+            outcome.status,
+            outcome.error
+        );
     }
     let direct = spawn_directly(builds, jobs).await?;
 
     let slipway = planned + executed;
     let overhead_ms = (slipway.as_secs_f64() - direct.as_secs_f64()) * 1000.0 / builds as f64;
     let mut report = String::new();
-    writeln!(report, "scheduler benchmark: {builds} no-op builds (`true`), --jobs {jobs}")?;
-    writeln!(report, "  slipway plan              {:>9.3} s", planned.as_secs_f64())?;
-    writeln!(report, "  slipway execute           {:>9.3} s", executed.as_secs_f64())?;
-    writeln!(report, "  direct spawn (sh -c true) {:>9.3} s", direct.as_secs_f64())?;
-    writeln!(report, "  ratio slipway/direct      {:>9.2}x", slipway.as_secs_f64() / direct.as_secs_f64().max(1e-9))?;
-    writeln!(report, "  overhead per build        {overhead_ms:>9.3} ms (target < 5 ms)")?;
+    writeln!(
+        report,
+        "scheduler benchmark: {builds} no-op builds (`true`), --jobs {jobs}"
+    )?;
+    writeln!(
+        report,
+        "  slipway plan              {:>9.3} s",
+        planned.as_secs_f64()
+    )?;
+    writeln!(
+        report,
+        "  slipway execute           {:>9.3} s",
+        executed.as_secs_f64()
+    )?;
+    writeln!(
+        report,
+        "  direct spawn (sh -c true) {:>9.3} s",
+        direct.as_secs_f64()
+    )?;
+    writeln!(
+        report,
+        "  ratio slipway/direct      {:>9.2}x",
+        slipway.as_secs_f64() / direct.as_secs_f64().max(1e-9)
+    )?;
+    writeln!(
+        report,
+        "  overhead per build        {overhead_ms:>9.3} ms (target < 5 ms)"
+    )?;
     print!("{report}");
     Ok(ExitCode::SUCCESS)
 }
@@ -65,9 +95,23 @@ fn write_project(dir: &std::path::Path, builds: usize) -> Result<std::path::Path
     for args in [
         vec!["init", "--quiet", "--initial-branch=main"],
         vec!["add", "README"],
-        vec!["-c", "user.name=bench", "-c", "user.email=bench@example.org", "commit", "--quiet", "-m", "bench"],
+        vec![
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=bench@example.org",
+            "commit",
+            "--quiet",
+            "-m",
+            "bench",
+        ],
     ] {
-        let ok = std::process::Command::new("git").arg("-C").arg(&repo).args(&args).status().context("cannot run git")?;
+        let ok = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(&args)
+            .status()
+            .context("cannot run git")?;
         if !ok.success() {
             bail!("git {} failed", args.join(" "));
         }
@@ -76,7 +120,11 @@ fn write_project(dir: &std::path::Path, builds: usize) -> Result<std::path::Path
         "[project]\nname = \"bench\"\nrepo = \"repo\"\n\n[[branches]]\nchannel = \"canary\"\nmilestone = 1\nbranch = \"main\"\n\n",
     );
     let names: Vec<String> = (0..builds).map(|i| format!("b{i:05}")).collect();
-    writeln!(toml, "[jobs.bench]\ntrigger = \"manual\"\nbranches = \"active\"\nbuilds = {:?}\n", names)?;
+    writeln!(
+        toml,
+        "[jobs.bench]\ntrigger = \"manual\"\nbranches = \"active\"\nbuilds = {:?}\n",
+        names
+    )?;
     for (i, name) in names.iter().enumerate() {
         writeln!(toml, "[builds.{name}]\nsteps = [\"true\"]")?;
         if i > 0 {
@@ -96,7 +144,11 @@ async fn spawn_directly(n: usize, jobs: usize) -> Result<Duration> {
         let permits = permits.clone();
         tasks.spawn(async move {
             let _p = permits.acquire_owned().await.ok()?;
-            tokio::process::Command::new("/bin/sh").args(["-c", "true"]).status().await.ok()
+            tokio::process::Command::new("/bin/sh")
+                .args(["-c", "true"])
+                .status()
+                .await
+                .ok()
         });
     }
     while let Some(r) = tasks.join_next().await {

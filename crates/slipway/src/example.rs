@@ -7,8 +7,8 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use anyhow::{bail, Context, Result};
-use include_dir::{include_dir, Dir, DirEntry};
+use anyhow::{Context, Result, bail};
+use include_dir::{Dir, DirEntry, include_dir};
 use slipway_config::{Config, SourceText};
 
 static EXAMPLE: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../../examples/crostini-guest");
@@ -17,37 +17,54 @@ const KEYRING_IN_REPO: &str = "packages/cros-apt-config/root/usr/share/keyrings/
 const KEY_UID: &str = "Slipway Example Signing Key <release@example.org>";
 
 pub fn init(dir: &Path) -> Result<()> {
-    if dir.exists() && fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
-        bail!("{} already exists and is not empty; choose a new folder", dir.display());
+    if dir.exists()
+        && fs::read_dir(dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        bail!(
+            "{} already exists and is not empty; choose a new folder",
+            dir.display()
+        );
     }
     let config_text = EXAMPLE
         .get_file("slipway.toml")
         .and_then(|f| f.contents_utf8())
         .context("the example config is missing from this build")?;
-    let config = Config::parse(SourceText::new("example slipway.toml", config_text), dir.to_path_buf())
-        .map_err(|e| anyhow::anyhow!("the embedded example config is invalid:\n{e}"))?;
+    let config = Config::parse(
+        SourceText::new("example slipway.toml", config_text),
+        dir.to_path_buf(),
+    )
+    .map_err(|e| anyhow::anyhow!("the embedded example config is invalid:\n{e}"))?;
 
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     write_file(&dir.join("slipway.toml"), config_text.as_bytes(), false)?;
     let repo = dir.join("repo");
-    let product = EXAMPLE.get_dir("product").context("the example product is missing from this build")?;
+    let product = EXAMPLE
+        .get_dir("product")
+        .context("the example product is missing from this build")?;
     write_tree(product, Path::new("product"), &repo)?;
 
     let var = dir.join("var");
     generate_key(&var, &repo.join(KEYRING_IN_REPO))?;
     create_repo(&repo, &config)?;
     eprintln!("wrote the crostini-guest example to {}", dir.display());
-    eprintln!("next: cd {} && slipway run guest_tools --milestone 74", dir.display());
+    eprintln!(
+        "next: cd {} && slipway run guest_tools --milestone 74",
+        dir.display()
+    );
     Ok(())
 }
 
 fn write_file(path: &Path, bytes: &[u8], executable: bool) -> Result<()> {
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     let mode = if executable { 0o755 } else { 0o644 };
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).with_context(|| format!("cannot chmod {}", path.display()))
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot chmod {}", path.display()))
 }
 
 /// Writes an embedded tree; scripts (files starting with `#!`) become executable, since the
@@ -58,7 +75,11 @@ fn write_tree(dir: &Dir<'_>, strip: &Path, dest: &Path) -> Result<()> {
             DirEntry::Dir(d) => write_tree(d, strip, dest)?,
             DirEntry::File(f) => {
                 let rel = f.path().strip_prefix(strip).unwrap_or(f.path());
-                write_file(&dest.join(rel), f.contents(), f.contents().starts_with(b"#!"))?;
+                write_file(
+                    &dest.join(rel),
+                    f.contents(),
+                    f.contents().starts_with(b"#!"),
+                )?;
             }
         }
     }
@@ -71,7 +92,10 @@ fn run(cmd: &mut Command, what: &str) -> Result<Vec<u8>> {
         .output()
         .with_context(|| format!("{what}: cannot start {:?}", cmd.get_program()))?;
     if !out.status.success() {
-        bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(out.stdout)
 }
@@ -79,20 +103,48 @@ fn run(cmd: &mut Command, what: &str) -> Result<Vec<u8>> {
 /// An Ed25519 signing key: the armored secret key (0600) for the secrets store, and the public
 /// keyring for apt's `signed-by` (shipped in the product repo and kept under var/keys).
 fn generate_key(var: &Path, keyring_in_repo: &Path) -> Result<()> {
-    let home = tempfile::Builder::new().prefix("slipway-gnupg").tempdir().context("cannot create a temp dir")?;
+    let home = tempfile::Builder::new()
+        .prefix("slipway-gnupg")
+        .tempdir()
+        .context("cannot create a temp dir")?;
     let gpg = |args: &[&str]| {
         let mut c = Command::new("gpg");
-        c.env("GNUPGHOME", home.path()).args(["--batch", "--quiet"]).args(args);
+        c.env("GNUPGHOME", home.path())
+            .args(["--batch", "--quiet"])
+            .args(args);
         c
     };
     let result = (|| -> Result<()> {
         run(
-            &mut gpg(&["--pinentry-mode", "loopback", "--passphrase", "", "--quick-gen-key", KEY_UID, "ed25519", "sign", "never"]),
+            &mut gpg(&[
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+                "--quick-gen-key",
+                KEY_UID,
+                "ed25519",
+                "sign",
+                "never",
+            ]),
             "generating the signing key (gpg)",
         )?;
-        let secret = run(&mut gpg(&["--armor", "--pinentry-mode", "loopback", "--passphrase", "", "--export-secret-keys"]), "exporting the signing key")?;
+        let secret = run(
+            &mut gpg(&[
+                "--armor",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+                "--export-secret-keys",
+            ]),
+            "exporting the signing key",
+        )?;
         let public = run(&mut gpg(&["--export"]), "exporting the public key")?;
-        let public_armored = run(&mut gpg(&["--armor", "--export"]), "exporting the public key")?;
+        let public_armored = run(
+            &mut gpg(&["--armor", "--export"]),
+            "exporting the public key",
+        )?;
         if secret.is_empty() || public.is_empty() {
             bail!("gpg produced no key");
         }
@@ -111,7 +163,10 @@ fn generate_key(var: &Path, keyring_in_repo: &Path) -> Result<()> {
         write_file(keyring_in_repo, &public, false)?;
         Ok(())
     })();
-    let _ = Command::new("gpgconf").env("GNUPGHOME", home.path()).args(["--kill", "all"]).status();
+    let _ = Command::new("gpgconf")
+        .env("GNUPGHOME", home.path())
+        .args(["--kill", "all"])
+        .status();
     result
 }
 
@@ -122,24 +177,53 @@ fn create_repo(repo: &Path, config: &Config) -> Result<()> {
         let mut c = Command::new("git");
         c.arg("-C")
             .arg(repo)
-            .args(["-c", "user.name=Slipway Example", "-c", "user.email=release@example.org", "-c", "commit.gpgsign=false"])
+            .args([
+                "-c",
+                "user.name=Slipway Example",
+                "-c",
+                "user.email=release@example.org",
+                "-c",
+                "commit.gpgsign=false",
+            ])
             .args(args);
         c
     };
-    run(&mut git(&["init", "--quiet", "--initial-branch=main"]), "git init")?;
+    run(
+        &mut git(&["init", "--quiet", "--initial-branch=main"]),
+        "git init",
+    )?;
     run(&mut git(&["add", "--all"]), "git add")?;
-    run(&mut git(&["commit", "--quiet", "-m", "Import the crostini-guest example"]), "git commit")?;
-    let base = String::from_utf8_lossy(&run(&mut git(&["rev-parse", "HEAD"]), "git rev-parse")?).trim().to_string();
+    run(
+        &mut git(&[
+            "commit",
+            "--quiet",
+            "-m",
+            "Import the crostini-guest example",
+        ]),
+        "git commit",
+    )?;
+    let base = String::from_utf8_lossy(&run(&mut git(&["rev-parse", "HEAD"]), "git rev-parse")?)
+        .trim()
+        .to_string();
     for row in &config.branches {
         if row.branch == "main" {
             continue;
         }
-        run(&mut git(&["checkout", "--quiet", "-b", &row.branch, &base]), "git checkout")?;
-        write_file(&repo.join("VERSION"), format!("{}.0.1\n", row.milestone).as_bytes(), false)?;
+        run(
+            &mut git(&["checkout", "--quiet", "-b", &row.branch, &base]),
+            "git checkout",
+        )?;
+        write_file(
+            &repo.join("VERSION"),
+            format!("{}.0.1\n", row.milestone).as_bytes(),
+            false,
+        )?;
         let msg = format!("Branch for M{} ({})", row.milestone, row.channel);
         run(&mut git(&["commit", "--quiet", "-am", &msg]), "git commit")?;
     }
-    run(&mut git(&["checkout", "--quiet", "main"]), "git checkout main")?;
+    run(
+        &mut git(&["checkout", "--quiet", "main"]),
+        "git checkout main",
+    )?;
     Ok(())
 }
-

@@ -33,20 +33,36 @@ pub async fn show(mut rx: UnboundedReceiver<Event>, live: bool) {
                 bar.enable_steady_tick(Duration::from_millis(120));
                 bars.insert(build, bar);
             }
-            Event::StepStarted { build, idx, total, command } => {
+            Event::StepStarted {
+                build,
+                idx,
+                total,
+                command,
+            } => {
                 if let Some(bar) = bars.get(&build) {
                     bar.set_message(format!("step {idx}/{total}: {command}"));
                 }
             }
-            Event::BuildFinished { build, status, error } => {
+            Event::BuildFinished {
+                build,
+                status,
+                error,
+            } => {
                 let bar = bars.remove(&build).unwrap_or_else(|| {
                     let b = multi.add(ProgressBar::new_spinner());
                     b.set_style(style.clone());
                     b.set_prefix(build.clone());
                     b
                 });
-                let mark = if status == BuildStatus::Success { "ok" } else { "!!" };
-                bar.finish_with_message(format!("{mark} {status}{}", error.map(|e| format!(": {e}")).unwrap_or_default()));
+                let mark = if status == BuildStatus::Success {
+                    "ok"
+                } else {
+                    "!!"
+                };
+                bar.finish_with_message(format!(
+                    "{mark} {status}{}",
+                    error.map(|e| format!(": {e}")).unwrap_or_default()
+                ));
             }
         }
     }
@@ -54,11 +70,28 @@ pub async fn show(mut rx: UnboundedReceiver<Event>, live: bool) {
 
 fn plain(e: &Event) -> Option<String> {
     Some(match e {
-        Event::RunStarted { run_id, builds } => format!("run {run_id} started: {}", builds.join(" ")),
+        Event::RunStarted { run_id, builds } => {
+            format!("run {run_id} started: {}", builds.join(" "))
+        }
         Event::BuildStarted { build } => format!("{build}: started"),
-        Event::StepStarted { build, idx, total, command } => format!("{build}: step {idx}/{total}: {command}"),
-        Event::BuildFinished { build, status, error } => {
-            format!("{build}: {status}{}", error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default())
+        Event::StepStarted {
+            build,
+            idx,
+            total,
+            command,
+        } => format!("{build}: step {idx}/{total}: {command}"),
+        Event::BuildFinished {
+            build,
+            status,
+            error,
+        } => {
+            format!(
+                "{build}: {status}{}",
+                error
+                    .as_ref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            )
         }
     })
 }

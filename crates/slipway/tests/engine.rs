@@ -24,8 +24,22 @@ fn failing_step_fails_the_run_and_skips_dependents_only() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let v = json(&out);
     assert_eq!(v["status"], "failure");
-    assert!(v["error"].as_str().unwrap().contains("build 'bad' failed: step 2 (`exit 3`) exited with status 3"), "{v}");
-    let status = |name: &str| v["builds"].as_array().unwrap().iter().find(|b| b["name"] == name).unwrap()["status"].clone();
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("build 'bad' failed: step 2 (`exit 3`) exited with status 3"),
+        "{v}"
+    );
+    let status = |name: &str| {
+        v["builds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == name)
+            .unwrap()["status"]
+            .clone()
+    };
     assert_eq!(status("ok"), "success");
     assert_eq!(status("bad"), "failure");
     assert_eq!(status("after_bad"), "skipped");
@@ -36,7 +50,13 @@ fn failing_step_fails_the_run_and_skips_dependents_only() {
     assert!(logs.contains("out | about to fail"), "{logs}");
     assert!(!logs.contains("never"), "{logs}");
     let shown = json(&p.run(&["show", &run_id, "--json"]));
-    let bad = shown["builds"].as_array().unwrap().iter().find(|b| b["name"] == "bad").unwrap().clone();
+    let bad = shown["builds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "bad")
+        .unwrap()
+        .clone();
     assert_eq!(bad["steps"][1]["exit_code"], 3);
     let runs = json(&p.run(&["runs", "--json"]));
     assert_eq!(runs[0]["status"], "failure");
@@ -59,7 +79,11 @@ fn independent_builds_run_in_parallel() {
         step("b", "a"),
         s = shared.display()
     );
-    std::fs::write(p.path().join("slipway.toml"), format!("{SERVICE_HEAD}\n{body}")).unwrap();
+    std::fs::write(
+        p.path().join("slipway.toml"),
+        format!("{SERVICE_HEAD}\n{body}"),
+    )
+    .unwrap();
     let out = p.run(&["run", "j", "--milestone", "1", "--jobs", "2", "--json"]);
     assert_eq!(json(&out)["status"], "success", "{}", stderr(&out));
 
@@ -77,7 +101,11 @@ fn background_sleeper(p: &Project, timeout: &str) -> std::path::PathBuf {
         job(&["hang"]),
         shared.display()
     );
-    std::fs::write(p.path().join("slipway.toml"), format!("{SERVICE_HEAD}\n{body}")).unwrap();
+    std::fs::write(
+        p.path().join("slipway.toml"),
+        format!("{SERVICE_HEAD}\n{body}"),
+    )
+    .unwrap();
     shared.join("pid")
 }
 
@@ -90,9 +118,15 @@ fn timeout_kills_the_whole_process_group() {
     assert!(start.elapsed() < Duration::from_secs(20));
     let v = json(&out);
     assert_eq!(v["status"], "failure");
-    assert!(v["error"].as_str().unwrap().contains("timed out after 1s"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("timed out after 1s"),
+        "{v}"
+    );
     let pid = read_pid(&pid_file);
-    assert!(!pid_alive(pid), "background child {pid} survived the timeout");
+    assert!(
+        !pid_alive(pid),
+        "background child {pid} survived the timeout"
+    );
 }
 
 #[test]
@@ -104,14 +138,20 @@ fn ctrl_c_cancels_the_run_and_kills_children() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    assert!(wait_for(&pid_file, Duration::from_secs(20)), "step never started");
+    assert!(
+        wait_for(&pid_file, Duration::from_secs(20)),
+        "step never started"
+    );
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     let v = json(&out);
     assert_eq!(v["status"], "cancelled");
     assert_eq!(v["builds"][0]["status"], "cancelled");
-    assert!(!pid_alive(read_pid(&pid_file)), "background child survived cancel");
+    assert!(
+        !pid_alive(read_pid(&pid_file)),
+        "background child survived cancel"
+    );
 }
 
 #[test]
@@ -123,7 +163,10 @@ fn a_crashed_run_is_marked_interrupted_and_its_processes_ended() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    assert!(wait_for(&pid_file, Duration::from_secs(20)), "step never started");
+    assert!(
+        wait_for(&pid_file, Duration::from_secs(20)),
+        "step never started"
+    );
     std::thread::sleep(Duration::from_millis(300));
     child.kill().unwrap(); // SIGKILL: no cleanup runs
     child.wait().unwrap();
@@ -134,7 +177,10 @@ fn a_crashed_run_is_marked_interrupted_and_its_processes_ended() {
     let shown = json(&p.run(&["show", "1", "--json"]));
     assert_eq!(shown["builds"][0]["status"], "interrupted");
     std::thread::sleep(Duration::from_millis(200));
-    assert!(!pid_alive(orphan), "the crashed run's step {orphan} is still running");
+    assert!(
+        !pid_alive(orphan),
+        "the crashed run's step {orphan} is still running"
+    );
 }
 
 #[test]
@@ -155,13 +201,25 @@ fn artifacts_are_collected_stripped_deduplicated_and_exported() {
     assert_eq!(arts[0]["size"], 5);
     // Identical content is stored once.
     let sha = arts[0]["sha256"].as_str().unwrap();
-    let objects: Vec<_> = walk(&p.path().join(".slipway/cas/sha256")).into_iter().filter(|f| f.ends_with(sha)).collect();
+    let objects: Vec<_> = walk(&p.path().join(".slipway/cas/sha256"))
+        .into_iter()
+        .filter(|f| f.ends_with(sha))
+        .collect();
     assert_eq!(objects.len(), 1);
 
     let export = p.path().join("exported");
-    let out = p.run(&["artifacts", "1", "use", "--export", export.to_str().unwrap()]);
+    let out = p.run(&[
+        "artifacts",
+        "1",
+        "use",
+        "--export",
+        export.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(std::fs::read_to_string(export.join("both")).unwrap(), "same\nsame\n");
+    assert_eq!(
+        std::fs::read_to_string(export.join("both")).unwrap(),
+        "same\nsame\n"
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<String> {
@@ -188,7 +246,13 @@ fn an_empty_artifact_glob_fails_unless_allowed() {
     );
     let v = json(&p.run(&["run", "j", "--milestone", "1", "--json"]));
     assert_eq!(v["builds"][0]["status"], "failure");
-    assert!(v["builds"][0]["error"].as_str().unwrap().contains("matched no files"), "{v}");
+    assert!(
+        v["builds"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("matched no files"),
+        "{v}"
+    );
     assert_eq!(v["builds"][1]["status"], "success");
 }
 
@@ -203,13 +267,32 @@ fn builds_cannot_collect_files_from_outside_their_workspace() {
     );
     let v = json(&p.run(&["run", "j", "--milestone", "1", "--json"]));
     assert_eq!(v["status"], "failure");
-    assert!(v["builds"][0]["error"].as_str().unwrap().contains("outside the workspace"), "{v}");
+    assert!(
+        v["builds"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("outside the workspace"),
+        "{v}"
+    );
 
-    for bad in ["{ glob = \"../*\" }", "{ glob = \"out/*\", strip_prefix = \"../..\" }"] {
-        let p = Project::new(&format!("{}\n[builds.a]\nsteps = [\"true\"]\nartifacts = [{bad}]\n", job(&["a"])), &[]);
+    for bad in [
+        "{ glob = \"../*\" }",
+        "{ glob = \"out/*\", strip_prefix = \"../..\" }",
+    ] {
+        let p = Project::new(
+            &format!(
+                "{}\n[builds.a]\nsteps = [\"true\"]\nartifacts = [{bad}]\n",
+                job(&["a"])
+            ),
+            &[],
+        );
         let out = p.run(&["run", "j", "--milestone", "1"]);
         assert_eq!(out.status.code(), Some(1));
-        assert!(stderr(&out).contains("must not contain '..'"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("must not contain '..'"),
+            "{}",
+            stderr(&out)
+        );
         // Nothing was recorded for a config that does not load.
         assert!(stdout(&p.run(&["runs"])).contains("no runs yet"));
     }
@@ -218,34 +301,86 @@ fn builds_cannot_collect_files_from_outside_their_workspace() {
 #[test]
 fn bad_config_and_sources_give_clear_errors() {
     let p = Project::new(&job(&["a"]), &[]);
-    std::fs::write(p.path().join("slipway.toml"), "[project]\nname = \"t\"\nrepo = \"repo\"\n[jobs.j\n").unwrap();
+    std::fs::write(
+        p.path().join("slipway.toml"),
+        "[project]\nname = \"t\"\nrepo = \"repo\"\n[jobs.j\n",
+    )
+    .unwrap();
     let out = p.run(&["validate"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("slipway.toml:4:"), "{}", stderr(&out));
 
     // A job listing an unknown build: the position of the name in the job.
-    std::fs::write(p.path().join("slipway.toml"), format!("{SERVICE_HEAD}\n{}", job(&["a", "ghost"])) + "[builds.a]\nsteps = [\"true\"]\n").unwrap();
+    std::fs::write(
+        p.path().join("slipway.toml"),
+        format!("{SERVICE_HEAD}\n{}", job(&["a", "ghost"])) + "[builds.a]\nsteps = [\"true\"]\n",
+    )
+    .unwrap();
     let out = p.run(&["validate"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("slipway.toml:14:16: job 'j' lists build 'ghost', which is not defined"), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("slipway.toml:14:16: job 'j' lists build 'ghost', which is not defined"),
+        "{}",
+        stderr(&out)
+    );
 
     // Missing repo.
-    std::fs::write(p.path().join("slipway.toml"), format!("{}\n{}[builds.a]\nsteps = [\"true\"]\n", SERVICE_HEAD.replace("repo = \"repo\"", "repo = \"nowhere\""), job(&["a"]))).unwrap();
+    std::fs::write(
+        p.path().join("slipway.toml"),
+        format!(
+            "{}\n{}[builds.a]\nsteps = [\"true\"]\n",
+            SERVICE_HEAD.replace("repo = \"repo\"", "repo = \"nowhere\""),
+            job(&["a"])
+        ),
+    )
+    .unwrap();
     let out = p.run(&["run", "j", "--milestone", "1"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("nowhere: does not exist"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nowhere: does not exist"),
+        "{}",
+        stderr(&out)
+    );
 
     // A branch that does not exist in the repo.
-    std::fs::write(p.path().join("slipway.toml"), format!("{}\n{}[builds.a]\nsteps = [\"true\"]\n", SERVICE_HEAD.replace("branch = \"main\"", "branch = \"release-R1\""), job(&["a"]))).unwrap();
+    std::fs::write(
+        p.path().join("slipway.toml"),
+        format!(
+            "{}\n{}[builds.a]\nsteps = [\"true\"]\n",
+            SERVICE_HEAD.replace("branch = \"main\"", "branch = \"release-R1\""),
+            job(&["a"])
+        ),
+    )
+    .unwrap();
     let out = p.run(&["run", "j", "--milestone", "1"]);
-    assert!(stderr(&out).contains("branch 'release-R1' does not exist"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("branch 'release-R1' does not exist"),
+        "{}",
+        stderr(&out)
+    );
 
     // An unknown commit.
-    std::fs::write(p.path().join("slipway.toml"), format!("{SERVICE_HEAD}\n{}[builds.a]\nsteps = [\"true\"]\n", job(&["a"]))).unwrap();
+    std::fs::write(
+        p.path().join("slipway.toml"),
+        format!(
+            "{SERVICE_HEAD}\n{}[builds.a]\nsteps = [\"true\"]\n",
+            job(&["a"])
+        ),
+    )
+    .unwrap();
     let out = p.run(&["run", "j", "--milestone", "1", "--commit", "deadbeef"]);
-    assert!(stderr(&out).contains("no commit 'deadbeef'"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no commit 'deadbeef'"),
+        "{}",
+        stderr(&out)
+    );
     let out = p.run(&["run", "j", "--milestone", "9"]);
-    assert!(stderr(&out).contains("milestone 9 is not in the branch table"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("milestone 9 is not in the branch table"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -257,14 +392,58 @@ fn secrets_reach_only_declaring_builds_and_never_the_log() {
         "[secrets]\nkey = {{ file = \"key.txt\" }}\n{}\n[builds.signer]\nprivileged = true\nsecrets = [\"key\"]\nsteps = [\"cat $SLIPWAY_SECRETS/key\", \"test \\\"$(stat -c %a $SLIPWAY_SECRETS/key)\\\" = 600\"]\n[builds.plain]\nsteps = [\"test -z \\\"$SLIPWAY_SECRETS\\\"\", \"env\"]\n",
         job(&["signer", "plain"])
     );
-    std::fs::write(p.path().join("slipway.toml"), format!("{SERVICE_HEAD}\n{body}")).unwrap();
+    std::fs::write(
+        p.path().join("slipway.toml"),
+        format!("{SERVICE_HEAD}\n{body}"),
+    )
+    .unwrap();
     let v = json(&p.run(&["run", "j", "--milestone", "1", "--json"]));
     assert_eq!(v["status"], "success", "{v}");
     let log = stdout(&p.run(&["logs", "1", "signer"]));
     assert!(!log.contains("s3cr3t-value-123"), "{log}");
     assert!(log.contains("[secret]"), "{log}");
     let env = stdout(&p.run(&["logs", "1", "plain"]));
-    assert!(env.contains("SLIPWAY_MILESTONE=1") && env.contains("SLIPWAY_FLOW=manual"), "{env}");
+    assert!(
+        env.contains("SLIPWAY_MILESTONE=1") && env.contains("SLIPWAY_FLOW=manual"),
+        "{env}"
+    );
     // The secrets folder is gone after the build.
-    assert!(!walk(&p.path().join(".slipway/runs")).iter().any(|f| f.contains("/secrets/")));
+    assert!(
+        !walk(&p.path().join(".slipway/runs"))
+            .iter()
+            .any(|f| f.contains("/secrets/"))
+    );
+}
+
+#[test]
+fn logs_follow_streams_until_the_build_ends() {
+    let p = Project::new("", &[]);
+    let shared = p.shared();
+    let body = format!(
+        "{}\n[builds.slow]\nsteps = [\"echo first; echo 1 > $SHARED/started; sleep 1; echo second; sleep 1; echo third\"]\nenv = {{ SHARED = \"{}\" }}\n",
+        job(&["slow"]),
+        shared.display()
+    );
+    std::fs::write(
+        p.path().join("slipway.toml"),
+        format!("{SERVICE_HEAD}\n{body}"),
+    )
+    .unwrap();
+    let run = slipway_cmd(p.path(), &["run", "j", "--milestone", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_for(&shared.join("started"), Duration::from_secs(20)));
+    let follow = p.run(&["logs", "1", "slow", "--follow"]);
+    let text = stdout(&follow);
+    assert!(follow.status.success(), "{}", stderr(&follow));
+    let first = text.find("out | first").expect("first line");
+    let third = text
+        .find("out | third")
+        .expect("third line: --follow stopped early");
+    assert!(first < third);
+    assert!(text.contains("step 1 ended: success"), "{text}");
+    let mut run = run;
+    assert!(run.wait().unwrap().success());
 }

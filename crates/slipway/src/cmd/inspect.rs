@@ -5,7 +5,7 @@ use std::path::{Component, Path};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use serde_json::json;
 
 use crate::context::{absolute, open_store};
@@ -21,8 +21,18 @@ pub async fn runs(data_dir: &Path, limit: i64, json: bool) -> Result<ExitCode> {
         println!("no runs yet");
     }
     for r in runs {
-        let commit = r.commit.as_deref().map(|c| &c[..c.len().min(12)]).unwrap_or("-");
-        println!("{:>5}  {:<11} {:<40} {commit}  {}", r.run_id, r.status.as_str(), r.instance, r.created_at);
+        let commit = r
+            .commit
+            .as_deref()
+            .map(|c| &c[..c.len().min(12)])
+            .unwrap_or("-");
+        println!(
+            "{:>5}  {:<11} {:<40} {commit}  {}",
+            r.run_id,
+            r.status.as_str(),
+            r.instance,
+            r.created_at
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -51,16 +61,33 @@ pub async fn show(data_dir: &Path, run_id: i64, json: bool) -> Result<ExitCode> 
         return Ok(ExitCode::SUCCESS);
     }
     println!("run {} {}: {}", run.run_id, run.instance, run.status);
-    println!("  branch {} ({} {}), commit {}", run.branch, run.channel, run.flow, run.commit.as_deref().unwrap_or("-"));
-    println!("  started {}, finished {}", run.created_at, run.finished_at.as_deref().unwrap_or("-"));
+    println!(
+        "  branch {} ({} {}), commit {}",
+        run.branch,
+        run.channel,
+        run.flow,
+        run.commit.as_deref().unwrap_or("-")
+    );
+    println!(
+        "  started {}, finished {}",
+        run.created_at,
+        run.finished_at.as_deref().unwrap_or("-")
+    );
     if let Some(e) = &run.error {
         println!("  error: {e}");
     }
     for (b, steps, artifacts) in &builds {
-        let err = b.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
+        let err = b
+            .error
+            .as_deref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
         println!("  {} {}{err}", b.name, b.status);
         for s in steps {
-            let code = s.exit_code.map(|c| format!(" exit {c}")).unwrap_or_default();
+            let code = s
+                .exit_code
+                .map(|c| format!(" exit {c}"))
+                .unwrap_or_default();
             println!("      step {}: {} [{}{code}]", s.idx, s.command, s.status);
         }
         for a in artifacts {
@@ -74,14 +101,25 @@ pub async fn logs(data_dir: &Path, run_id: i64, build: &str, follow: bool) -> Re
     let store = open_store(&absolute(data_dir)?).await?;
     store.run(run_id).await?;
     if store.build_status(run_id, build).await?.is_none() {
-        let names: Vec<String> = store.builds(run_id).await?.into_iter().map(|b| b.name).collect();
-        bail!("run {run_id} has no build '{build}' (builds: {})", names.join(", "));
+        let names: Vec<String> = store
+            .builds(run_id)
+            .await?
+            .into_iter()
+            .map(|b| b.name)
+            .collect();
+        bail!(
+            "run {run_id} has no build '{build}' (builds: {})",
+            names.join(", ")
+        );
     }
     let path = store.log_path(run_id, build);
     let mut out = std::io::stdout().lock();
     let mut offset = 0u64;
     loop {
-        let done = store.build_status(run_id, build).await?.is_none_or(|s| s.is_finished());
+        let done = store
+            .build_status(run_id, build)
+            .await?
+            .is_none_or(|s| s.is_finished());
         if let Ok(mut f) = std::fs::File::open(&path) {
             f.seek(SeekFrom::Start(offset))?;
             let mut buf = Vec::new();
@@ -100,7 +138,13 @@ pub async fn logs(data_dir: &Path, run_id: i64, build: &str, follow: bool) -> Re
     }
 }
 
-pub async fn artifacts(data_dir: &Path, run_id: i64, build: &str, export: Option<&Path>, json: bool) -> Result<ExitCode> {
+pub async fn artifacts(
+    data_dir: &Path,
+    run_id: i64,
+    build: &str,
+    export: Option<&Path>,
+    json: bool,
+) -> Result<ExitCode> {
     let store = open_store(&absolute(data_dir)?).await?;
     store.run(run_id).await?;
     if store.build_status(run_id, build).await?.is_none() {
@@ -109,9 +153,14 @@ pub async fn artifacts(data_dir: &Path, run_id: i64, build: &str, export: Option
     let rows = store.artifacts(run_id, build).await?;
     if let Some(dir) = export {
         for a in &rows {
-            let clean = Path::new(&a.path).components().all(|c| matches!(c, Component::Normal(_)));
+            let clean = Path::new(&a.path)
+                .components()
+                .all(|c| matches!(c, Component::Normal(_)));
             if !clean {
-                bail!("artifact path '{}' in the state is not a plain relative path; refusing to export it", a.path);
+                bail!(
+                    "artifact path '{}' in the state is not a plain relative path; refusing to export it",
+                    a.path
+                );
             }
             store
                 .cas()

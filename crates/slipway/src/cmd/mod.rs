@@ -10,19 +10,56 @@ use anyhow::Result;
 use crate::cli::{BenchCommand, Cli, Command, ExampleCommand};
 
 pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
-    let Cli { config, data_dir, command } = cli;
+    let Cli {
+        config,
+        data_dir,
+        command,
+    } = cli;
     match command {
         Command::Validate => validate::validate(&config, &data_dir).await,
-        Command::Plan { job, milestone, commit, json } => plan::plan(&config, &data_dir, &job, milestone, commit.as_deref(), json),
-        Command::Run { job, milestone, commit, jobs, keep_workspaces, json } => {
-            run::run(&config, &data_dir, run::RunArgs { job, milestone, commit, jobs, keep_workspaces, json }).await
+        Command::Plan {
+            job,
+            milestone,
+            commit,
+            json,
+        } => plan::plan(&config, &data_dir, &job, milestone, commit.as_deref(), json),
+        Command::Run {
+            job,
+            milestone,
+            commit,
+            jobs,
+            keep_workspaces,
+            json,
+        } => {
+            run::run(
+                &config,
+                &data_dir,
+                run::RunArgs {
+                    job,
+                    milestone,
+                    commit,
+                    jobs,
+                    keep_workspaces,
+                    json,
+                },
+            )
+            .await
         }
         Command::Runs { limit, json } => inspect::runs(&data_dir, limit, json).await,
         Command::Show { run, json } => inspect::show(&data_dir, run, json).await,
         Command::Logs { run, build, follow } => inspect::logs(&data_dir, run, &build, follow).await,
-        Command::Artifacts { run, build, export, json } => inspect::artifacts(&data_dir, run, &build, export.as_deref(), json).await,
-        Command::Example { command: ExampleCommand::Init { dir } } => crate::example::init(&dir).map(|()| ExitCode::SUCCESS),
-        Command::Bench { command: BenchCommand::Plan { builds, jobs } } => crate::bench::plan(builds, jobs).await,
+        Command::Artifacts {
+            run,
+            build,
+            export,
+            json,
+        } => inspect::artifacts(&data_dir, run, &build, export.as_deref(), json).await,
+        Command::Example {
+            command: ExampleCommand::Init { dir },
+        } => crate::example::init(&dir).map(|()| ExitCode::SUCCESS),
+        Command::Bench {
+            command: BenchCommand::Plan { builds, jobs },
+        } => crate::bench::plan(builds, jobs).await,
     }
 }
 

@@ -7,7 +7,14 @@ use slipway_engine::load_plan;
 
 use crate::context::{absolute, load_config};
 
-pub fn plan(config_path: &Path, data_dir: &Path, job: &str, milestone: u32, commit: Option<&str>, json: bool) -> Result<ExitCode> {
+pub fn plan(
+    config_path: &Path,
+    data_dir: &Path,
+    job: &str,
+    milestone: u32,
+    commit: Option<&str>,
+    json: bool,
+) -> Result<ExitCode> {
     let config = load_config(config_path)?;
     let prepared = load_plan(&config, &absolute(data_dir)?, job, milestone, commit)?;
     let p = &prepared.plan;
@@ -27,16 +34,38 @@ pub fn plan(config_path: &Path, data_dir: &Path, job: &str, milestone: u32, comm
         }))?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{} ({} {}, branch {} at {})", p.instance, p.channel, p.flow.as_str(), p.branch, &prepared.commit[..12.min(prepared.commit.len())]);
+    println!(
+        "{} ({} {}, branch {} at {})",
+        p.instance,
+        p.channel,
+        p.flow.as_str(),
+        p.branch,
+        &prepared.commit[..12.min(prepared.commit.len())]
+    );
     for (i, b) in p.builds.iter().enumerate() {
         let kind = b.build.action.as_ref().map(|a| a.kind()).unwrap_or("steps");
-        let needs = if b.needs.is_empty() { String::new() } else { format!(" <- {}", b.needs.join(", ")) };
-        let privileged = if b.build.privileged { " [privileged]" } else { "" };
+        let needs = if b.needs.is_empty() {
+            String::new()
+        } else {
+            format!(" <- {}", b.needs.join(", "))
+        };
+        let privileged = if b.build.privileged {
+            " [privileged]"
+        } else {
+            ""
+        };
         println!("  {:>2}. {} ({kind}){privileged}{needs}", i + 1, b.name);
     }
     for b in &p.bypassed {
-        let to = if b.inputs_forwarded.is_empty() { "nothing".to_string() } else { b.inputs_forwarded.join(", ") };
-        println!("  bypassed: {} (untrusted job; its dependents receive {to})", b.build);
+        let to = if b.inputs_forwarded.is_empty() {
+            "nothing".to_string()
+        } else {
+            b.inputs_forwarded.join(", ")
+        };
+        println!(
+            "  bypassed: {} (untrusted job; its dependents receive {to})",
+            b.build
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

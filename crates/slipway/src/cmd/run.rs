@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Result;
-use slipway_engine::{execute, load_plan, RunOptions};
+use slipway_engine::{RunOptions, execute, load_plan};
 use slipway_store::RunStatus;
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +24,13 @@ pub async fn run(config_path: &Path, data_dir: &Path, args: RunArgs) -> Result<E
     let config = Arc::new(load_config(config_path)?);
     let data_dir = absolute(data_dir)?;
     let store = open_store(&data_dir).await?;
-    let prepared = load_plan(&config, &data_dir, &args.job, args.milestone, args.commit.as_deref())?;
+    let prepared = load_plan(
+        &config,
+        &data_dir,
+        &args.job,
+        args.milestone,
+        args.commit.as_deref(),
+    )?;
 
     let cancel = CancellationToken::new();
     tokio::spawn(cancel_on_signal(cancel.clone()));
@@ -32,7 +38,10 @@ pub async fn run(config_path: &Path, data_dir: &Path, args: RunArgs) -> Result<E
     let live = std::io::stderr().is_terminal();
     let display = tokio::spawn(progress::show(rx, live));
 
-    let mut opts = RunOptions { keep_workspaces: args.keep_workspaces, ..RunOptions::default() };
+    let mut opts = RunOptions {
+        keep_workspaces: args.keep_workspaces,
+        ..RunOptions::default()
+    };
     if let Some(j) = args.jobs {
         anyhow::ensure!(j > 0, "--jobs must be at least 1");
         opts.jobs = j;
@@ -43,9 +52,16 @@ pub async fn run(config_path: &Path, data_dir: &Path, args: RunArgs) -> Result<E
     if args.json {
         super::print_json(&outcome)?;
     } else {
-        println!("run {} {}: {}", outcome.run_id, outcome.instance, outcome.status);
+        println!(
+            "run {} {}: {}",
+            outcome.run_id, outcome.instance, outcome.status
+        );
         for b in &outcome.builds {
-            let err = b.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
+            let err = b
+                .error
+                .as_deref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default();
             println!("  {:<24} {}{err}", b.name, b.status);
         }
         if let Some(e) = &outcome.error {

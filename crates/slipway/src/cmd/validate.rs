@@ -3,7 +3,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use slipway_engine::{load_builds_at, Source};
+use slipway_engine::{Source, load_builds_at};
 
 use crate::context::{absolute, load_config};
 
@@ -23,12 +23,17 @@ pub async fn validate(config_path: &Path, data_dir: &Path) -> Result<ExitCode> {
         let checked = source
             .branch_head(branch)
             .and_then(|commit| load_builds_at(&config, &source, &commit).map(|b| (commit, b)));
-        let result = checked.map_err(anyhow::Error::from).and_then(|(commit, builds)| {
-            slipway_config::validate(&config, &builds).map_err(|e| anyhow::anyhow!("{e}"))?;
-            Ok((commit, builds.map.len()))
-        });
+        let result = checked
+            .map_err(anyhow::Error::from)
+            .and_then(|(commit, builds)| {
+                slipway_config::validate(&config, &builds).map_err(|e| anyhow::anyhow!("{e}"))?;
+                Ok((commit, builds.map.len()))
+            });
         match result {
-            Ok((commit, n)) => println!("ok: {branch} at {} ({n} builds)", &commit[..commit.len().min(12)]),
+            Ok((commit, n)) => println!(
+                "ok: {branch} at {} ({n} builds)",
+                &commit[..commit.len().min(12)]
+            ),
             Err(e) => {
                 failed = true;
                 eprintln!("{e}");
@@ -39,6 +44,11 @@ pub async fn validate(config_path: &Path, data_dir: &Path) -> Result<ExitCode> {
         eprintln!("error: {} is not valid", config_path.display());
         return Ok(ExitCode::from(1));
     }
-    println!("ok: {} ({} jobs, {} branches)", config_path.display(), config.jobs.len(), branches.len());
+    println!(
+        "ok: {} ({} jobs, {} branches)",
+        config_path.display(),
+        config.jobs.len(),
+        branches.len()
+    );
     Ok(ExitCode::SUCCESS)
 }

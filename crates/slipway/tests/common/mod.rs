@@ -11,7 +11,10 @@ pub fn bin() -> &'static str {
 
 pub fn slipway_cmd(dir: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(bin());
-    c.current_dir(dir).args(args).env_remove("SLIPWAY_HOME").stdin(Stdio::null());
+    c.current_dir(dir)
+        .args(args)
+        .env_remove("SLIPWAY_HOME")
+        .stdin(Stdio::null());
     c
 }
 
@@ -28,7 +31,8 @@ pub fn stderr(o: &Output) -> String {
 }
 
 pub fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
 }
 
 pub fn git(repo: &Path, args: &[&str]) {
@@ -74,7 +78,11 @@ impl Project {
         git(&repo, &["init", "--quiet", "--initial-branch=main"]);
         git(&repo, &["add", "--all"]);
         git(&repo, &["commit", "--quiet", "-m", "init"]);
-        std::fs::write(dir.path().join("slipway.toml"), format!("{SERVICE_HEAD}\n{body}")).unwrap();
+        std::fs::write(
+            dir.path().join("slipway.toml"),
+            format!("{SERVICE_HEAD}\n{body}"),
+        )
+        .unwrap();
         Project { dir }
     }
 
@@ -96,7 +104,11 @@ impl Project {
 pub fn wait_for(path: &Path, limit: Duration) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
-        if path.exists() && std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false) {
+        if path.exists()
+            && std::fs::metadata(path)
+                .map(|m| m.len() > 0)
+                .unwrap_or(false)
+        {
             return true;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -107,11 +119,20 @@ pub fn wait_for(path: &Path, limit: Duration) -> bool {
 pub fn pid_alive(pid: i32) -> bool {
     // A zombie still answers kill(0); read its state instead.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
         Err(_) => false,
     }
 }
 
 pub fn read_pid(path: &Path) -> i32 {
-    std::fs::read_to_string(path).unwrap().trim().parse().unwrap()
+    std::fs::read_to_string(path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
