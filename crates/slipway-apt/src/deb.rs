@@ -1,11 +1,10 @@
 //! Reading a .deb: the `ar` container, `control.tar.{gz,xz,zst}` (or plain), and its `control`
-//! stanza; the file's sha256 and md5 are computed in the same single pass over the bytes.
+//! stanza; the file's sha256 is computed in the same single pass over the bytes.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use md5::Md5;
 use sha2::{Digest, Sha256};
 
 use crate::control::Stanza;
@@ -34,7 +33,6 @@ pub struct DebInfo {
     pub control: String,
     pub size: u64,
     pub sha256: String,
-    pub md5: String,
 }
 
 impl DebInfo {
@@ -51,7 +49,6 @@ impl DebInfo {
 struct Hashing<R> {
     inner: R,
     sha256: Sha256,
-    md5: Md5,
     count: u64,
 }
 
@@ -59,7 +56,6 @@ impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.sha256.update(&buf[..n]);
-        self.md5.update(&buf[..n]);
         self.count += n as u64;
         Ok(n)
     }
@@ -71,7 +67,6 @@ pub fn read_deb(path: &Path) -> Result<DebInfo, DebError> {
     let mut r = Hashing {
         inner: BufReader::with_capacity(256 * 1024, file),
         sha256: Sha256::new(),
-        md5: Md5::new(),
         count: 0,
     };
     let control = parse_ar(&mut r).map_err(err)?;
@@ -115,7 +110,6 @@ pub fn read_deb(path: &Path) -> Result<DebInfo, DebError> {
         control: stanza.to_text(),
         size: r.count,
         sha256: hex::encode(r.sha256.finalize()),
-        md5: hex::encode(r.md5.finalize()),
     })
 }
 
@@ -225,43 +219,9 @@ fn control_from_tar(member: &str, data: &[u8]) -> Result<String, String> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-
-    /// Builds a minimal valid .deb in memory (used by the crate's tests).
-    pub fn make_deb(control: &str, compression: &str, payload: &[u8]) -> Vec<u8> {
-        let mut ctl_tar = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_gnu();
-        h.set_size(control.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        ctl_tar.append_data(&mut h, "./control", control.as_bytes()).unwrap();
-        let ctl_tar = ctl_tar.into_inner().unwrap();
-        let (name, ctl) = match compression {
-            "gz" => {
-                use std::io::Write;
-                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-                e.write_all(&ctl_tar).unwrap();
-                ("control.tar.gz", e.finish().unwrap())
-            }
-            "xz" => {
-                use std::io::Write;
-                let mut e = xz2::write::XzEncoder::new(Vec::new(), 6);
-                e.write_all(&ctl_tar).unwrap();
-                ("control.tar.xz", e.finish().unwrap())
-            }
-            "zst" => ("control.tar.zst", zstd::encode_all(&ctl_tar[..], 3).unwrap()),
-            _ => ("control.tar", ctl_tar),
-        };
-        let mut data_tar = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_gnu();
-        h.set_size(payload.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        data_tar.append_data(&mut h, "./usr/share/doc/x/payload", payload).unwrap();
-        let data_tar = data_tar.into_inner().unwrap();
-        crate::testdeb::ar(&[("debian-binary", b"2.0\n".to_vec()), (name, ctl), ("data.tar", data_tar)])
-    }
+    use crate::testdeb::make_deb;
 
     #[test]
     fn reads_every_control_compression() {

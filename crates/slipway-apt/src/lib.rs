@@ -5,3 +5,15 @@ pub mod control;
 pub mod deb;
 pub mod testdeb;
 pub mod version;
+pub mod cache;
+pub mod error;
+pub mod fsutil;
+pub mod repo;
+
+pub use error::AptError;
+pub use repo::{build_repo, BuildOptions, BuildReport, Distribution, Input};
+pub mod keys;
+pub mod sign;
+pub mod verify;
+
+pub use verify::{verify_repo, VerifyReport};

@@ -1,5 +1,7 @@
-//! Writing minimal `ar` archives: the container of a .deb. Used by tests and the benchmark's
-//! corpus generator.
+//! Writing .deb files in memory: used by tests and by the benchmark's corpus generator.
+
+use std::io::Write;
+
 
 /// An `ar` archive of the given members, in order (deterministic: zero times and ids).
 pub fn ar(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
@@ -14,3 +16,38 @@ pub fn ar(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
     }
     out
 }
+
+/// A minimal valid .deb: `control` in `control.tar.<compression>` (gz, xz, zst, or plain),
+/// `payload` as one file in an uncompressed `data.tar`.
+pub fn make_deb(control: &str, compression: &str, payload: &[u8]) -> Vec<u8> {
+    let mut ctl_tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(control.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    ctl_tar.append_data(&mut h, "./control", control.as_bytes()).expect("in-memory archive");
+    let ctl_tar = ctl_tar.into_inner().expect("in-memory archive");
+    let (name, ctl) = match compression {
+        "gz" => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(&ctl_tar).expect("in-memory archive");
+            ("control.tar.gz", e.finish().expect("in-memory archive"))
+        }
+        "xz" => {
+            let mut e = xz2::write::XzEncoder::new(Vec::new(), 6);
+            e.write_all(&ctl_tar).expect("in-memory archive");
+            ("control.tar.xz", e.finish().expect("in-memory archive"))
+        }
+        "zst" => ("control.tar.zst", zstd::encode_all(&ctl_tar[..], 3).expect("in-memory archive")),
+        _ => ("control.tar", ctl_tar),
+    };
+    let mut data_tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(payload.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    data_tar.append_data(&mut h, "./usr/share/doc/x/payload", payload).expect("in-memory archive");
+    let data_tar = data_tar.into_inner().expect("in-memory archive");
+    ar(&[("debian-binary", b"2.0\n".to_vec()), (name, ctl), ("data.tar", data_tar)])
+}
+

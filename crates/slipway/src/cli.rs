@@ -78,6 +78,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Native apt repositories: build, sign, verify.
+    Apt {
+        #[command(subcommand)]
+        command: AptCommand,
+    },
+    /// OpenPGP signing keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Example project.
     Example {
         #[command(subcommand)]
@@ -87,6 +97,74 @@ pub enum Command {
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AptCommand {
+    /// Build a repository from .deb files (replaces the output only when the new one is whole).
+    Build {
+        /// Folder searched (recursively) for *.deb.
+        #[arg(long)]
+        debs: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Codename (repeat for several suites with the same packages).
+        #[arg(long = "codename", required = true)]
+        codenames: Vec<String>,
+        #[arg(long = "arch", default_values_t = ["amd64".to_string()])]
+        architectures: Vec<String>,
+        #[arg(long, default_value = "main")]
+        component: String,
+        #[arg(long)]
+        origin: Option<String>,
+        #[arg(long)]
+        label: Option<String>,
+        #[arg(long)]
+        suite: Option<String>,
+        #[arg(long = "release-version")]
+        version: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Adds Valid-Until (e.g. 7d).
+        #[arg(long)]
+        valid_for: Option<String>,
+        /// Incremental cache (default: under the data dir, one per output).
+        #[arg(long)]
+        cache: Option<PathBuf>,
+    },
+    /// Sign every dists/*/Release into InRelease and Release.gpg, then verify.
+    Sign {
+        repo: PathBuf,
+        /// Armored or binary secret key file (repeat for several keys).
+        #[arg(long = "key", required = true)]
+        keys: Vec<PathBuf>,
+        /// sha256 or sha512.
+        #[arg(long, default_value = "sha512")]
+        digest: String,
+    },
+    /// Check signatures, sizes, hashes, by-hash copies and the pool.
+    Verify {
+        repo: PathBuf,
+        /// Keyring to check signatures against (binary or armored).
+        #[arg(long)]
+        keyring: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Write signing-key.asc (secret, 0600), keyring.gpg and keyring.asc into DIR.
+    Generate {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "Slipway repository signing key <apt@localhost>")]
+        uid: String,
+        /// ed25519, rsa3072 or rsa4096.
+        #[arg(long = "type", default_value = "ed25519")]
+        kind: String,
     },
 }
 

@@ -1,3 +1,4 @@
+mod apt;
 mod inspect;
 mod plan;
 mod run;
@@ -54,6 +55,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             export,
             json,
         } => inspect::artifacts(&data_dir, run, &build, export.as_deref(), json).await,
+        Command::Apt { command } => apt::apt(&data_dir, command),
+        Command::Key { command } => apt::key(command),
         Command::Example {
             command: ExampleCommand::Init { dir },
         } => crate::example::init(&dir).map(|()| ExitCode::SUCCESS),

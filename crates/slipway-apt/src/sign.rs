@@ -1,0 +1,126 @@
+//! Signing `dists/*/Release` into `InRelease` (clearsigned) and `Release.gpg` (ASCII-armored,
+//! detached), with one signature per key so keys can be rotated.
+
+use std::path::{Path, PathBuf};
+
+use pgp::armor::BlockType;
+use pgp::composed::{ArmorOptions, CleartextSignedMessage, SignedSecretKey};
+use pgp::crypto::hash::HashAlgorithm;
+use pgp::packet::{PacketTrait, Signature, SignatureConfig, SignatureType, Subpacket, SubpacketData};
+use pgp::ser::Serialize;
+use pgp::types::{KeyDetails, Password, SigningKey, Timestamp};
+
+use crate::error::{io_err, AptError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Digest {
+    Sha256,
+    Sha512,
+}
+
+impl Digest {
+    fn alg(self) -> HashAlgorithm {
+        match self {
+            Digest::Sha256 => HashAlgorithm::Sha256,
+            Digest::Sha512 => HashAlgorithm::Sha512,
+        }
+    }
+}
+
+/// The `Release` files of a repository: `dists/<codename>/Release`.
+pub fn release_files(repo: &Path) -> Result<Vec<PathBuf>, AptError> {
+    let dists = repo.join("dists");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dists).map_err(io_err(&dists))? {
+        let entry = entry.map_err(io_err(&dists))?;
+        let release = entry.path().join("Release");
+        if release.is_file() {
+            out.push(release);
+        }
+    }
+    out.sort();
+    if out.is_empty() {
+        return Err(AptError::Invalid(format!("{} has no dists/*/Release to sign", repo.display())));
+    }
+    Ok(out)
+}
+
+/// The key (primary or subkey) of `key` that should make data signatures: the newest subkey
+/// bound for signing, else the primary key.
+fn signer(key: &SignedSecretKey) -> Box<&dyn SigningKey> {
+    let sub = key
+        .secret_subkeys
+        .iter()
+        .filter(|s| s.signatures.iter().any(|sig| sig.key_flags().sign()))
+        .max_by_key(|s| s.key.created_at());
+    match sub {
+        Some(s) => Box::new(&s.key as &dyn SigningKey),
+        None => Box::new(&key.primary_key as &dyn SigningKey),
+    }
+}
+
+fn signature(key: &Box<&dyn SigningKey>, typ: SignatureType, digest: Digest, data: &[u8]) -> Result<Signature, AptError> {
+    let err = |e: pgp::errors::Error| AptError::Sign(format!("cannot sign with key {}: {e}", key.fingerprint()));
+    let mut config = SignatureConfig::v4(typ, key.algorithm(), digest.alg());
+    config.hashed_subpackets = vec![
+        Subpacket::regular(SubpacketData::SignatureCreationTime(Timestamp::now())).map_err(err)?,
+        Subpacket::regular(SubpacketData::IssuerFingerprint(key.fingerprint())).map_err(err)?,
+    ];
+    config.unhashed_subpackets = vec![Subpacket::regular(SubpacketData::IssuerKeyId(key.legacy_key_id())).map_err(err)?];
+    config.sign(key, &Password::empty(), data).map_err(err)
+}
+
+struct Packets(Vec<Signature>);
+
+impl Serialize for Packets {
+    fn to_writer<W: std::io::Write>(&self, w: &mut W) -> pgp::errors::Result<()> {
+        for s in &self.0 {
+            s.to_writer_with_header(w)?;
+        }
+        Ok(())
+    }
+    fn write_len(&self) -> usize {
+        self.0.iter().map(|s| s.write_len_with_header()).sum()
+    }
+}
+
+/// Clearsigned and detached signatures of `text` by every key.
+pub fn sign_release(text: &str, keys: &[SignedSecretKey], digest: Digest) -> Result<(String, String), AptError> {
+    if keys.is_empty() {
+        return Err(AptError::Sign("no signing key".into()));
+    }
+    let inrelease = CleartextSignedMessage::new_many(text, |normalized| {
+        keys.iter()
+            .map(|k| {
+                signature(&signer(k), SignatureType::Text, digest, normalized.as_bytes())
+                    .map_err(|e| pgp::errors::Error::Message { message: e.to_string(), backtrace: None })
+            })
+            .collect()
+    })
+    .and_then(|m| m.to_armored_string(ArmorOptions::default()))
+    .map_err(|e| AptError::Sign(format!("InRelease: {e}")))?;
+    let detached = keys
+        .iter()
+        .map(|k| signature(&signer(k), SignatureType::Binary, digest, text.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut armored = Vec::new();
+    pgp::armor::write(&Packets(detached), BlockType::Signature, &mut armored, None, true)
+        .map_err(|e| AptError::Sign(format!("Release.gpg: {e}")))?;
+    let armored = String::from_utf8(armored).map_err(|_| AptError::Sign("Release.gpg is not text".into()))?;
+    Ok((inrelease, armored))
+}
+
+/// Signs every `dists/*/Release` of `repo` in place; returns the Release files signed.
+pub fn sign_repo(repo: &Path, keys: &[SignedSecretKey], digest: Digest) -> Result<Vec<PathBuf>, AptError> {
+    let releases = release_files(repo)?;
+    for release in &releases {
+        let text = std::fs::read_to_string(release).map_err(io_err(release))?;
+        let (inrelease, detached) = sign_release(&text, keys, digest)?;
+        let dir = release.parent().unwrap_or(repo);
+        // Release.gpg before InRelease: a reader of this tree never sees a new InRelease
+        // without its companion (the publish order repeats this in buckets).
+        crate::fsutil::write(&dir.join("Release.gpg"), detached.as_bytes())?;
+        crate::fsutil::write(&dir.join("InRelease"), inrelease.as_bytes())?;
+    }
+    Ok(releases)
+}
