@@ -1,4 +1,4 @@
-//! The incremental cache: a .deb whose file identity (device, inode, size, mtime, ctime) is
+//! The incremental cache: a .deb whose file identity (device, inode, size, mtime) is
 //! unchanged is not read again. Stored as JSON, replaced atomically; a missing or corrupt cache
 //! only costs a re-read.
 
@@ -21,7 +21,8 @@ pub struct DebCache {
 
 fn identity(path: &Path) -> Option<String> {
     let m = std::fs::metadata(path).ok()?;
-    Some(format!("{}:{}:{}:{}.{}:{}.{}", m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec()))
+    // Not ctime: hard-linking a .deb into a pool (which the builder does) changes it.
+    Some(format!("{}:{}:{}:{}.{}", m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
 }
 
 impl DebCache {

@@ -17,3 +17,6 @@ pub mod sign;
 pub mod verify;
 
 pub use verify::{verify_repo, VerifyReport};
+
+#[cfg(test)]
+mod tests;
