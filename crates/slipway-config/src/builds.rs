@@ -9,6 +9,7 @@ use toml::Spanned;
 
 use crate::diag::{ConfigErrors, Loc, SourceText, parse_toml};
 use crate::duration::parse_duration;
+use crate::native::{native_action, ActionError, NativeAction};
 use crate::service::is_name;
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -59,27 +60,6 @@ pub struct ArtifactSpec {
     pub loc: Loc,
 }
 
-/// A build implemented by Slipway itself rather than by shell steps.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NativeAction {
-    /// Upload the artifacts of the build's inputs to `bucket` under `prefix`.
-    Publish {
-        bucket: String,
-        /// May hold `{milestone}`, `{channel}`, `{project}`, `{job}`.
-        prefix: String,
-        /// Publish only this sub-folder of the inputs (e.g. `apt_signer/apt_signed`).
-        path: Option<String>,
-    },
-}
-
-impl NativeAction {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            NativeAction::Publish { .. } => "publish",
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Build {
     pub name: String,
@@ -101,7 +81,7 @@ impl Build {
     pub fn bucket(&self) -> Option<&str> {
         match &self.action {
             Some(NativeAction::Publish { bucket, .. }) => Some(bucket),
-            None => None,
+            _ => None,
         }
     }
 }
@@ -318,71 +298,8 @@ impl Builds {
     }
 }
 
-enum ActionError {
-    UnknownKind(String),
-    BadWith(String),
-}
-
-fn native_action(uses: &str, with: &toml::Table) -> Result<NativeAction, ActionError> {
-    match uses {
-        "publish" => publish_action(with).map_err(ActionError::BadWith),
-        other => Err(ActionError::UnknownKind(format!(
-            "unknown native build `uses = \"{other}\"` (this version knows: publish)"
-        ))),
-    }
-}
-
-fn publish_action(with: &toml::Table) -> Result<NativeAction, String> {
-    let allowed = ["bucket", "prefix", "path"];
-    if let Some(k) = with.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(format!(
-            "unknown key `with.{k}` for `uses = \"publish\"` (allowed: bucket, prefix, path)"
-        ));
-    }
-    let get = |k: &str| -> Result<Option<String>, String> {
-        match with.get(k) {
-            None => Ok(None),
-            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(format!("`with.{k}` must be a string")),
-        }
-    };
-    let bucket = get("bucket")?.ok_or("`uses = \"publish\"` needs `with.bucket`")?;
-    let prefix = get("prefix")?.unwrap_or_default();
-    check_prefix(&prefix)?;
-    let path = get("path")?;
-    if let Some(p) = &path {
-        check_relative(p, "with.path")?;
-    }
-    Ok(NativeAction::Publish {
-        bucket,
-        prefix,
-        path,
-    })
-}
-
-fn check_prefix(prefix: &str) -> Result<(), String> {
-    let mut rest = prefix;
-    while let Some(start) = rest.find('{') {
-        let end = rest[start..]
-            .find('}')
-            .ok_or("unclosed '{' in `with.prefix`")?
-            + start;
-        let var = &rest[start + 1..end];
-        if !["milestone", "channel", "project", "job"].contains(&var) {
-            return Err(format!(
-                "unknown placeholder '{{{var}}}' in `with.prefix` (use milestone, channel, project, job)"
-            ));
-        }
-        rest = &rest[end + 1..];
-    }
-    if !prefix.is_empty() {
-        check_relative(&prefix.replace(['{', '}'], ""), "with.prefix")?;
-    }
-    Ok(())
-}
-
 /// A path written in config that must stay inside its root.
-fn check_relative(p: &str, what: &str) -> Result<(), String> {
+pub(crate) fn check_relative(p: &str, what: &str) -> Result<(), String> {
     if p.starts_with('/') {
         return Err(format!("{what} '{p}' must be relative"));
     }

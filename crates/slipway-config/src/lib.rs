@@ -5,11 +5,13 @@
 mod builds;
 mod diag;
 mod duration;
+mod native;
 mod plan;
 mod service;
 mod validate;
 
-pub use builds::{ArtifactSpec, Build, Builds, NativeAction};
+pub use builds::{ArtifactSpec, Build, Builds};
+pub use native::{AptRepoSpec, AptSignSpec, DebSelection, NativeAction};
 pub use diag::{ConfigError, ConfigErrors, Loc, SourceText};
 pub use duration::parse_duration;
 pub use plan::{Bypass, Flow, Plan, PlanError, PlannedBuild, branch_for, plan};

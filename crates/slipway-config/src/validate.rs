@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use crate::builds::Builds;
 use crate::diag::{ConfigError, ConfigErrors};
+use crate::native::NativeAction;
 use crate::plan::bypass_needs;
 use crate::service::Config;
 
@@ -41,6 +42,29 @@ pub fn validate(config: &Config, builds: &Builds) -> Result<(), ConfigErrors> {
                         b.name
                     ),
                 });
+            }
+        }
+
+        if let Some(NativeAction::AptSign(spec)) = &b.action {
+            if !b.privileged {
+                errors.push(ConfigError {
+                    loc: b.loc.clone(),
+                    message: format!("build '{}' signs and must say `privileged = true`", b.name),
+                });
+            }
+            if b.secrets.is_empty() {
+                errors.push(ConfigError {
+                    loc: b.loc.clone(),
+                    message: format!("build '{}' (apt-sign) needs its signing key in `secrets`", b.name),
+                });
+            }
+            for key in &spec.keys {
+                if !b.secrets.iter().any(|(s, _)| s == key) {
+                    errors.push(ConfigError {
+                        loc: b.with_loc.clone(),
+                        message: format!("build '{}' signs with '{key}', which is not in its `secrets`", b.name),
+                    });
+                }
             }
         }
     }

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
-use slipway_config::{Config, NativeAction, Plan, PlannedBuild};
-use slipway_publish::{Bucket, publish_tree};
+use slipway_config::{ArtifactSpec, Config, Plan, PlannedBuild};
 use slipway_store::{ArtifactRow, BuildStatus, NewRun, RunStatus, Store};
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc::UnboundedSender;
@@ -19,6 +18,7 @@ use crate::artifacts;
 use crate::error::{EngineError, io_err};
 use crate::events::Event;
 use crate::logs::BuildLog;
+use crate::native;
 use crate::process::{StepEnd, StepSpec, run_step};
 use crate::secrets;
 use crate::source::{Prepared, short};
@@ -61,17 +61,17 @@ pub struct RunOutcome {
     pub builds: Vec<BuildOutcome>,
 }
 
-struct Ctx {
-    config: Arc<Config>,
-    store: Arc<Store>,
-    plan: Arc<Plan>,
-    commit: String,
-    commit_time: i64,
-    run_id: i64,
-    opts: RunOptions,
-    cancel: CancellationToken,
-    events: Option<UnboundedSender<Event>>,
-    permits: Semaphore,
+pub(crate) struct Ctx {
+    pub(crate) config: Arc<Config>,
+    pub(crate) store: Arc<Store>,
+    pub(crate) plan: Arc<Plan>,
+    pub(crate) commit: String,
+    pub(crate) commit_time: i64,
+    pub(crate) run_id: i64,
+    pub(crate) opts: RunOptions,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) events: Option<UnboundedSender<Event>>,
+    pub(crate) permits: Semaphore,
 }
 
 impl Ctx {
@@ -329,9 +329,9 @@ async fn run_build(ctx: &Ctx, build: &PlannedBuild) -> (BuildStatus, Option<Stri
     (status, error)
 }
 
-type BuildResult = Result<(), (BuildStatus, String)>;
+pub(crate) type BuildResult = Result<(), (BuildStatus, String)>;
 
-fn fail(msg: impl Into<String>) -> (BuildStatus, String) {
+pub(crate) fn fail(msg: impl Into<String>) -> (BuildStatus, String) {
     (BuildStatus::Failure, msg.into())
 }
 
@@ -358,7 +358,7 @@ async fn build_in_workspace(
         .map_err(|e| fail(format!("cannot prepare the workspace: {e}")))?;
     let result = async {
         let n = ws
-            .add_inputs(&ctx.store, ctx.run_id, &build.needs)
+            .add_inputs(&ctx.store, ctx.run_id, &build.needs, b.action.is_some())
             .await
             .map_err(|e| fail(format!("cannot place inputs: {e}")))?;
         if !build.needs.is_empty() {
@@ -368,7 +368,8 @@ async fn build_in_workspace(
             ));
         }
         let mut env = base_env(ctx, build, &ws);
-        let _secret_dir = if b.secrets.is_empty() {
+        // Native builds read their secrets in-process; only step builds get the folder.
+        let _secret_dir = if b.secrets.is_empty() || b.action.is_some() {
             None
         } else {
             let names: Vec<String> = b.secrets.iter().map(|(n, _)| n.clone()).collect();
@@ -379,11 +380,15 @@ async fn build_in_workspace(
         };
         let deadline = Instant::now() + b.timeout;
         match &b.action {
-            Some(action) => run_native(ctx, action, &ws, log).await?,
+            Some(action) => native::run(ctx, action, &ws, log).await?,
             None => run_steps(ctx, build, &ws, &env, deadline, log).await?,
         }
         let cas = ctx.store.cas().clone();
-        let (work, specs, allow_empty) = (ws.work.clone(), b.artifacts.clone(), b.allow_empty);
+        let mut specs = b.artifacts.clone();
+        if let Some(output) = b.action.as_ref().and_then(native::output_dir) {
+            specs.push(ArtifactSpec { glob: format!("{output}/**"), strip_prefix: None, loc: b.loc.clone() });
+        }
+        let (work, allow_empty) = (ws.work.clone(), b.allow_empty);
         let rows = tokio::task::spawn_blocking(move || {
             artifacts::collect(&work, &specs, allow_empty, &cas)
         })
@@ -526,56 +531,4 @@ async fn run_steps(
         outcome?;
     }
     Ok(())
-}
-
-async fn run_native(
-    ctx: &Ctx,
-    action: &NativeAction,
-    ws: &Workspace,
-    log: &BuildLog,
-) -> BuildResult {
-    match action {
-        NativeAction::Publish {
-            bucket,
-            prefix,
-            path,
-        } => {
-            let spec = ctx
-                .config
-                .buckets
-                .get(bucket)
-                .ok_or_else(|| fail(format!("bucket '{bucket}' is not defined")))?;
-            let target = Bucket::from_url(&spec.url, &ctx.config.base_dir)
-                .map_err(|e| fail(e.to_string()))?;
-            let plan = &ctx.plan;
-            let prefix = prefix
-                .replace("{milestone}", &plan.milestone.to_string())
-                .replace("{channel}", &plan.channel)
-                .replace("{project}", &plan.project)
-                .replace("{job}", &plan.job);
-            let src = match path {
-                Some(p) => ws.inputs.join(p),
-                None => ws.inputs.clone(),
-            };
-            log.info(&format!(
-                "publishing {} to {}/{prefix}",
-                src.display(),
-                spec.url
-            ));
-            let report = tokio::task::spawn_blocking(move || publish_tree(&src, &target, &prefix))
-                .await
-                .map_err(|e| fail(format!("publish stopped: {e}")))?
-                .map_err(|e| fail(e.to_string()))?;
-            for o in &report.objects {
-                log.info(&format!("object {} {} {}", o.path, o.size, o.sha256));
-            }
-            log.info(&format!(
-                "published {} objects: {} written, {} unchanged",
-                report.objects.len(),
-                report.uploaded,
-                report.unchanged
-            ));
-            Ok(())
-        }
-    }
 }

@@ -7,6 +7,7 @@ mod error;
 mod events;
 mod executor;
 mod logs;
+mod native;
 mod process;
 mod secrets;
 mod source;

@@ -79,3 +79,22 @@ pub(crate) fn materialize(
     }
     Ok(guard)
 }
+
+/// A secret's value, registered for masking in `log` before it is returned.
+pub(crate) fn read(config: &Config, name: &str, log: &BuildLog) -> Result<Vec<u8>, String> {
+    let secret = config
+        .secrets
+        .get(name)
+        .ok_or_else(|| format!("secret '{name}' is not defined in [secrets]"))?;
+    let value = match &secret.source {
+        SecretSource::File(path) => {
+            let path = config.resolve(&path.to_string_lossy());
+            fs::read(&path).map_err(|e| format!("secret '{name}': cannot read {}: {}", path.display(), e.kind()))?
+        }
+        SecretSource::Env(var) => std::env::var_os(var)
+            .map(|v| v.into_encoded_bytes())
+            .ok_or_else(|| format!("secret '{name}': environment variable {var} is not set"))?,
+    };
+    log.redact(&String::from_utf8_lossy(&value));
+    Ok(value)
+}

@@ -39,21 +39,28 @@ impl Workspace {
     }
 
     /// Puts each upstream build's artifacts under `inputs/<build>/<path>`.
+    /// `link` hard-links the stored objects instead of copying them: only for Slipway's own
+    /// (native) builds, which never write to their inputs.
     pub async fn add_inputs(
         &self,
         store: &Store,
         run_id: i64,
         needs: &[String],
+        link: bool,
     ) -> Result<usize, EngineError> {
         let mut count = 0;
         for need in needs {
             let dir = self.inputs.join(need);
             fs::create_dir_all(&dir).map_err(io_err(&dir))?;
             for a in store.artifacts(run_id, need).await? {
-                store
-                    .cas()
-                    .export(&a.sha256, &dir.join(&a.path))
-                    .map_err(|e| EngineError::Store(e.into()))?;
+                let dest = dir.join(&a.path);
+                let linked = link && {
+                    let src = store.cas().object_path(&a.sha256).map_err(|e| EngineError::Store(e.into()))?;
+                    dest.parent().is_some_and(|p| fs::create_dir_all(p).is_ok()) && fs::hard_link(&src, &dest).is_ok()
+                };
+                if !linked {
+                    store.cas().export(&a.sha256, &dest).map_err(|e| EngineError::Store(e.into()))?;
+                }
                 count += 1;
             }
         }

@@ -3,12 +3,13 @@
 //! public keyring the product's cros-apt-config package ships (as the original flow did).
 
 use std::fs;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 use include_dir::{Dir, DirEntry, include_dir};
+use slipway_apt::keys::{self, KeyKind};
 use slipway_config::{Config, SourceText};
 
 static EXAMPLE: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../../examples/crostini-guest");
@@ -100,74 +101,21 @@ fn run(cmd: &mut Command, what: &str) -> Result<Vec<u8>> {
     Ok(out.stdout)
 }
 
-/// An Ed25519 signing key: the armored secret key (0600) for the secrets store, and the public
-/// keyring for apt's `signed-by` (shipped in the product repo and kept under var/keys).
+/// An Ed25519 signing key (as `slipway key generate` makes it): the armored secret key (0600)
+/// for the secrets store, and the public keyring for apt's `signed-by` (shipped in the product
+/// repo and kept under var/keys).
 fn generate_key(var: &Path, keyring_in_repo: &Path) -> Result<()> {
-    let home = tempfile::Builder::new()
-        .prefix("slipway-gnupg")
-        .tempdir()
-        .context("cannot create a temp dir")?;
-    let gpg = |args: &[&str]| {
-        let mut c = Command::new("gpg");
-        c.env("GNUPGHOME", home.path())
-            .args(["--batch", "--quiet"])
-            .args(args);
-        c
-    };
-    let result = (|| -> Result<()> {
-        run(
-            &mut gpg(&[
-                "--pinentry-mode",
-                "loopback",
-                "--passphrase",
-                "",
-                "--quick-gen-key",
-                KEY_UID,
-                "ed25519",
-                "sign",
-                "never",
-            ]),
-            "generating the signing key (gpg)",
-        )?;
-        let secret = run(
-            &mut gpg(&[
-                "--armor",
-                "--pinentry-mode",
-                "loopback",
-                "--passphrase",
-                "",
-                "--export-secret-keys",
-            ]),
-            "exporting the signing key",
-        )?;
-        let public = run(&mut gpg(&["--export"]), "exporting the public key")?;
-        let public_armored = run(
-            &mut gpg(&["--armor", "--export"]),
-            "exporting the public key",
-        )?;
-        if secret.is_empty() || public.is_empty() {
-            bail!("gpg produced no key");
-        }
-        let secrets = var.join("secrets");
-        fs::create_dir_all(&secrets)?;
-        fs::set_permissions(&secrets, fs::Permissions::from_mode(0o700))?;
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(secrets.join("apt-signing.asc"))
-            .context("cannot create the secret key file")?;
-        std::io::Write::write_all(&mut f, &secret)?;
-        write_file(&var.join("keys/cros-apt.gpg"), &public, false)?;
-        write_file(&var.join("keys/cros-apt.asc"), &public_armored, false)?;
-        write_file(keyring_in_repo, &public, false)?;
-        Ok(())
-    })();
-    let _ = Command::new("gpgconf")
-        .env("GNUPGHOME", home.path())
-        .args(["--kill", "all"])
-        .status();
-    result
+    let keys_dir = var.join("keys");
+    let key = keys::generate(KEY_UID, KeyKind::Ed25519)?;
+    keys::write_key_files(&keys_dir, &key)?;
+    let secrets = var.join("secrets");
+    fs::create_dir_all(&secrets)?;
+    fs::set_permissions(&secrets, fs::Permissions::from_mode(0o700))?;
+    fs::rename(keys_dir.join("signing-key.asc"), secrets.join("apt-signing.asc")).context("cannot move the secret key")?;
+    fs::rename(keys_dir.join("keyring.gpg"), keys_dir.join("cros-apt.gpg"))?;
+    fs::rename(keys_dir.join("keyring.asc"), keys_dir.join("cros-apt.asc"))?;
+    let public = fs::read(keys_dir.join("cros-apt.gpg"))?;
+    write_file(keyring_in_repo, &public, false)
 }
 
 /// The product repository: `main` with the sources, and a release branch per other row whose

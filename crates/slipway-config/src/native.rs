@@ -1,0 +1,254 @@
+//! Native builds (`uses = "..."`): their `with` tables, checked at load time so a typo is an
+//! error with a position, not a failed run.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::builds::check_relative;
+use crate::duration::parse_duration;
+
+/// Which .debs of the inputs an apt repository takes: one glob for every codename, or one per
+/// codename (codenames without one stay empty suites).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DebSelection {
+    All(String),
+    PerCodename(BTreeMap<String, String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AptRepoSpec {
+    pub origin: Option<String>,
+    pub label: Option<String>,
+    pub suite: Option<String>,
+    pub version: Option<String>,
+    pub codenames: Vec<String>,
+    pub components: Vec<String>,
+    pub architectures: Vec<String>,
+    pub description: Option<String>,
+    pub valid_for: Option<Duration>,
+    /// Globs relative to `$SLIPWAY_INPUTS`.
+    pub debs: DebSelection,
+    /// Folder (in the workspace and in the artifacts) the repository is written to.
+    pub output: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AptSignSpec {
+    /// Secrets holding signing keys (several for rotation).
+    pub keys: Vec<String>,
+    /// Repository folder among the inputs (`<build>/<path>`); found automatically when omitted.
+    pub input: Option<String>,
+    pub output: String,
+    /// `sha256` or `sha512`.
+    pub digest: String,
+}
+
+/// A build implemented by Slipway itself rather than by shell steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NativeAction {
+    /// Upload the artifacts of the build's inputs to `bucket` under `prefix`.
+    Publish {
+        bucket: String,
+        /// May hold `{milestone}`, `{channel}`, `{project}`, `{job}`.
+        prefix: String,
+        /// Publish only this sub-folder of the inputs (e.g. `apt_signer/apt_signed`).
+        path: Option<String>,
+    },
+    AptRepo(AptRepoSpec),
+    AptSign(AptSignSpec),
+}
+
+impl NativeAction {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NativeAction::Publish { .. } => "publish",
+            NativeAction::AptRepo(_) => "apt-repo",
+            NativeAction::AptSign(_) => "apt-sign",
+        }
+    }
+}
+
+pub(crate) enum ActionError {
+    UnknownKind(String),
+    BadWith(String),
+}
+
+pub(crate) fn native_action(uses: &str, with: &toml::Table) -> Result<NativeAction, ActionError> {
+    let with = With { uses, table: with };
+    let parsed = match uses {
+        "publish" => publish(&with),
+        "apt-repo" => apt_repo(&with).map(NativeAction::AptRepo),
+        "apt-sign" => apt_sign(&with).map(NativeAction::AptSign),
+        other => {
+            return Err(ActionError::UnknownKind(format!(
+                "unknown native build `uses = \"{other}\"` (known: publish, apt-repo, apt-sign)"
+            )));
+        }
+    };
+    parsed.map_err(ActionError::BadWith)
+}
+
+struct With<'a> {
+    uses: &'a str,
+    table: &'a toml::Table,
+}
+
+impl With<'_> {
+    fn only(&self, allowed: &[&str]) -> Result<(), String> {
+        match self.table.keys().find(|k| !allowed.contains(&k.as_str())) {
+            Some(k) => Err(format!(
+                "unknown key `with.{k}` for `uses = \"{}\"` (allowed: {})",
+                self.uses,
+                allowed.join(", ")
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn string(&self, k: &str) -> Result<Option<String>, String> {
+        match self.table.get(k) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(format!("`with.{k}` must be a string")),
+        }
+    }
+
+    /// A list of strings; a single string counts as a list of one.
+    fn strings(&self, k: &str) -> Result<Option<Vec<String>>, String> {
+        match self.table.get(k) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(vec![s.clone()])),
+            Some(toml::Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| format!("`with.{k}` must hold strings")))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(_) => Err(format!("`with.{k}` must be a string or a list of strings")),
+        }
+    }
+}
+
+fn word(what: &str, v: &str) -> Result<(), String> {
+    let ok = !v.is_empty()
+        && !v.starts_with('.')
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b));
+    if ok { Ok(()) } else { Err(format!("{what} '{v}' must be letters, digits, '-', '_', '.', '+'")) }
+}
+
+fn glob(v: &str, what: &str) -> Result<(), String> {
+    check_relative(v, what)?;
+    globset::Glob::new(v).map_err(|e| format!("{what} '{v}' is invalid: {e}"))?;
+    Ok(())
+}
+
+fn publish(w: &With) -> Result<NativeAction, String> {
+    w.only(&["bucket", "prefix", "path"])?;
+    let bucket = w.string("bucket")?.ok_or("`uses = \"publish\"` needs `with.bucket`")?;
+    let prefix = w.string("prefix")?.unwrap_or_default();
+    check_prefix(&prefix)?;
+    let path = w.string("path")?;
+    if let Some(p) = &path {
+        check_relative(p, "with.path")?;
+    }
+    Ok(NativeAction::Publish { bucket, prefix, path })
+}
+
+fn apt_repo(w: &With) -> Result<AptRepoSpec, String> {
+    w.only(&[
+        "origin", "label", "suite", "version", "codenames", "components", "architectures", "description", "valid_for", "debs",
+        "output",
+    ])?;
+    let codenames = w.strings("codenames")?.ok_or("`uses = \"apt-repo\"` needs `with.codenames`")?;
+    let components = w.strings("components")?.unwrap_or_else(|| vec!["main".into()]);
+    let architectures = w.strings("architectures")?.ok_or("`uses = \"apt-repo\"` needs `with.architectures`")?;
+    if codenames.is_empty() || components.is_empty() || architectures.is_empty() {
+        return Err("`with.codenames`, `with.components` and `with.architectures` must not be empty".into());
+    }
+    for c in &codenames {
+        word("codename", c)?;
+    }
+    for c in &components {
+        word("component", c)?;
+    }
+    for a in &architectures {
+        word("architecture", a)?;
+        if a == "all" {
+            return Err("`with.architectures` lists real architectures; 'all' packages go into each".into());
+        }
+    }
+    for k in ["origin", "label", "suite", "version", "description"] {
+        if w.string(k)?.is_some_and(|v| v.contains('\n')) {
+            return Err(format!("`with.{k}` must be one line"));
+        }
+    }
+    let valid_for = w.string("valid_for")?.map(|v| parse_duration(&v)).transpose()?;
+    let debs = match w.table.get("debs") {
+        None => DebSelection::All("**/*.deb".into()),
+        Some(toml::Value::String(g)) => {
+            glob(g, "with.debs")?;
+            DebSelection::All(g.clone())
+        }
+        Some(toml::Value::Table(t)) => {
+            let mut map = BTreeMap::new();
+            for (codename, g) in t {
+                let g = g.as_str().ok_or("`with.debs` values must be glob strings")?;
+                if !codenames.contains(codename) {
+                    return Err(format!("`with.debs` names codename '{codename}', which is not in `with.codenames`"));
+                }
+                glob(g, "with.debs")?;
+                map.insert(codename.clone(), g.to_string());
+            }
+            DebSelection::PerCodename(map)
+        }
+        Some(_) => return Err("`with.debs` must be a glob or a table of codename = glob".into()),
+    };
+    let output = w.string("output")?.unwrap_or_else(|| "apt".into());
+    word("with.output", &output)?;
+    Ok(AptRepoSpec {
+        origin: w.string("origin")?,
+        label: w.string("label")?,
+        suite: w.string("suite")?,
+        version: w.string("version")?,
+        codenames,
+        components,
+        architectures,
+        description: w.string("description")?,
+        valid_for,
+        debs,
+        output,
+    })
+}
+
+fn apt_sign(w: &With) -> Result<AptSignSpec, String> {
+    w.only(&["keys", "input", "output", "digest"])?;
+    let keys = w.strings("keys")?.unwrap_or_default();
+    let input = w.string("input")?;
+    if let Some(i) = &input {
+        check_relative(i, "with.input")?;
+    }
+    let output = w.string("output")?.unwrap_or_else(|| "apt_signed".into());
+    word("with.output", &output)?;
+    let digest = w.string("digest")?.unwrap_or_else(|| "sha512".into());
+    if digest != "sha256" && digest != "sha512" {
+        return Err(format!("`with.digest` '{digest}' must be sha256 or sha512 (apt rejects SHA-1)"));
+    }
+    Ok(AptSignSpec { keys, input, output, digest })
+}
+
+fn check_prefix(prefix: &str) -> Result<(), String> {
+    let mut rest = prefix;
+    while let Some(start) = rest.find('{') {
+        let end = rest[start..].find('}').ok_or("unclosed '{' in `with.prefix`")? + start;
+        let var = &rest[start + 1..end];
+        if !["milestone", "channel", "project", "job"].contains(&var) {
+            return Err(format!(
+                "unknown placeholder '{{{var}}}' in `with.prefix` (use milestone, channel, project, job)"
+            ));
+        }
+        rest = &rest[end + 1..];
+    }
+    if !prefix.is_empty() {
+        check_relative(&prefix.replace(['{', '}'], ""), "with.prefix")?;
+    }
+    Ok(())
+}
