@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
-use crate::deb::{read_deb, DebInfo};
+use crate::deb::{DebInfo, read_deb};
 use crate::error::AptError;
 
 #[derive(Default)]
@@ -22,7 +22,14 @@ pub struct DebCache {
 fn identity(path: &Path) -> Option<String> {
     let m = std::fs::metadata(path).ok()?;
     // Not ctime: hard-linking a .deb into a pool (which the builder does) changes it.
-    Some(format!("{}:{}:{}:{}.{}", m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+    Some(format!(
+        "{}:{}:{}:{}.{}",
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec()
+    ))
 }
 
 impl DebCache {
@@ -63,13 +70,17 @@ impl DebCache {
     /// Writes the cache back, keeping only entries for `live` files so it cannot grow forever.
     pub fn save(&self, live: &[PathBuf]) {
         let Some(path) = &self.path else { return };
-        let Ok(entries) = self.entries.lock() else { return };
+        let Ok(entries) = self.entries.lock() else {
+            return;
+        };
         let keep: HashMap<&String, &DebInfo> = live
             .iter()
             .filter_map(|p| identity(p))
             .filter_map(|id| entries.get_key_value(&id))
             .collect();
-        let Ok(bytes) = serde_json::to_vec(&keep) else { return };
+        let Ok(bytes) = serde_json::to_vec(&keep) else {
+            return;
+        };
         let tmp = path.with_extension("tmp");
         if let Some(parent) = path.parent() {
             let _ = std::fs::create_dir_all(parent);

@@ -34,14 +34,21 @@ impl Stanza {
     /// Sets a field, replacing an existing one in place (case-insensitive) or appending.
     pub fn set(&mut self, name: &str, value: impl Into<String>) {
         let value = value.into();
-        match self.fields.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+        match self
+            .fields
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        {
             Some(slot) => slot.1 = value,
             None => self.fields.push((name.to_string(), value)),
         }
     }
 
     pub fn remove(&mut self, name: &str) -> Option<String> {
-        let i = self.fields.iter().position(|(k, _)| k.eq_ignore_ascii_case(name))?;
+        let i = self
+            .fields
+            .iter()
+            .position(|(k, _)| k.eq_ignore_ascii_case(name))?;
         Some(self.fields.remove(i).1)
     }
 
@@ -99,7 +106,9 @@ pub fn parse_all(text: &str) -> Result<Vec<Stanza>, String> {
         if current.get(name).is_some() {
             return Err(format!("line {}: field '{name}' appears twice", n + 1));
         }
-        current.fields.push((name.to_string(), value.trim().to_string()));
+        current
+            .fields
+            .push((name.to_string(), value.trim().to_string()));
     }
     if !current.fields.is_empty() {
         out.push(current);

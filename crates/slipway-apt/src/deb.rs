@@ -42,7 +42,12 @@ impl DebInfo {
 
     /// `<package>_<version without epoch>_<arch>.deb`, the name the pool uses.
     pub fn canonical_filename(&self) -> String {
-        format!("{}_{}_{}.deb", self.package, version::without_epoch(&self.version), self.architecture)
+        format!(
+            "{}_{}_{}.deb",
+            self.package,
+            version::without_epoch(&self.version),
+            self.architecture
+        )
     }
 }
 
@@ -62,7 +67,10 @@ impl<R: Read> Read for Hashing<R> {
 }
 
 pub fn read_deb(path: &Path) -> Result<DebInfo, DebError> {
-    let err = |reason: String| DebError { path: path.to_path_buf(), reason };
+    let err = |reason: String| DebError {
+        path: path.to_path_buf(),
+        reason,
+    };
     let file = File::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
     let mut r = Hashing {
         inner: BufReader::with_capacity(256 * 1024, file),
@@ -77,21 +85,28 @@ pub fn read_deb(path: &Path) -> Result<DebInfo, DebError> {
     let field = |name: &str| -> Result<String, DebError> {
         let v = stanza.get(name).map(str::trim).unwrap_or("");
         if v.is_empty() || v.contains(char::is_whitespace) {
-            return Err(err(format!("control file: missing or invalid '{name}' field")));
+            return Err(err(format!(
+                "control file: missing or invalid '{name}' field"
+            )));
         }
         Ok(v.to_string())
     };
     let package = field("Package")?;
     let valid_name = package.len() >= 2
         && package.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && package.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b));
+        && package
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b));
     if !valid_name {
         return Err(err(format!("invalid package name '{package}'")));
     }
     let version = field("Version")?;
     version::validate(&version).map_err(|e| err(format!("control file: {e}")))?;
     let architecture = field("Architecture")?;
-    if !architecture.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+    if !architecture
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
         return Err(err(format!("invalid architecture '{architecture}'")));
     }
     let source = stanza
@@ -116,7 +131,8 @@ pub fn read_deb(path: &Path) -> Result<DebInfo, DebError> {
 /// Walks the ar members; returns the text of `control`.
 fn parse_ar(r: &mut impl Read) -> Result<String, String> {
     let mut magic = [0u8; 8];
-    r.read_exact(&mut magic).map_err(|_| "not a .deb: file too short".to_string())?;
+    r.read_exact(&mut magic)
+        .map_err(|_| "not a .deb: file too short".to_string())?;
     if &magic != b"!<arch>\n" {
         return Err("not a .deb: missing the ar archive header".into());
     }
@@ -133,7 +149,10 @@ fn parse_ar(r: &mut impl Read) -> Result<String, String> {
         if &header[58..60] != b"`\n" {
             return Err("corrupt ar member header".into());
         }
-        let name = String::from_utf8_lossy(&header[..16]).trim_end().trim_end_matches('/').to_string();
+        let name = String::from_utf8_lossy(&header[..16])
+            .trim_end()
+            .trim_end_matches('/')
+            .to_string();
         let size: u64 = String::from_utf8_lossy(&header[48..58])
             .trim()
             .parse()
@@ -141,19 +160,32 @@ fn parse_ar(r: &mut impl Read) -> Result<String, String> {
         match (index, name.as_str()) {
             (0, "debian-binary") => {
                 let mut v = Vec::new();
-                r.take(size.min(64)).read_to_end(&mut v).map_err(|e| format!("read error: {e}"))?;
+                r.take(size.min(64))
+                    .read_to_end(&mut v)
+                    .map_err(|e| format!("read error: {e}"))?;
                 skip(r, size.saturating_sub(v.len() as u64))?;
                 if !v.starts_with(b"2.") {
-                    return Err(format!("unsupported .deb format version '{}'", String::from_utf8_lossy(&v).trim()));
+                    return Err(format!(
+                        "unsupported .deb format version '{}'",
+                        String::from_utf8_lossy(&v).trim()
+                    ));
                 }
             }
-            (0, other) => return Err(format!("first ar member is '{other}', expected 'debian-binary'")),
+            (0, other) => {
+                return Err(format!(
+                    "first ar member is '{other}', expected 'debian-binary'"
+                ));
+            }
             (_, n) if n.starts_with("control.tar") => {
                 if size > MAX_CONTROL_TAR {
-                    return Err(format!("{n} is {size} bytes, more than a control member can be"));
+                    return Err(format!(
+                        "{n} is {size} bytes, more than a control member can be"
+                    ));
                 }
                 let mut data = Vec::with_capacity(size as usize);
-                r.take(size).read_to_end(&mut data).map_err(|e| format!("read error: {e}"))?;
+                r.take(size)
+                    .read_to_end(&mut data)
+                    .map_err(|e| format!("read error: {e}"))?;
                 if data.len() as u64 != size {
                     return Err(format!("{n} is truncated"));
                 }
@@ -184,7 +216,8 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 fn skip(r: &mut impl Read, n: u64) -> Result<(), String> {
-    let copied = io::copy(&mut r.take(n), &mut io::sink()).map_err(|e| format!("read error: {e}"))?;
+    let copied =
+        io::copy(&mut r.take(n), &mut io::sink()).map_err(|e| format!("read error: {e}"))?;
     if copied != n {
         return Err("file is truncated".into());
     }
@@ -196,14 +229,20 @@ fn control_from_tar(member: &str, data: &[u8]) -> Result<String, String> {
         "control.tar" => Box::new(data),
         "control.tar.gz" => Box::new(flate2::read::GzDecoder::new(data)),
         "control.tar.xz" => Box::new(xz2::read::XzDecoder::new(data)),
-        "control.tar.zst" => Box::new(zstd::stream::read::Decoder::new(data).map_err(|e| format!("{member}: {e}"))?),
+        "control.tar.zst" => {
+            Box::new(zstd::stream::read::Decoder::new(data).map_err(|e| format!("{member}: {e}"))?)
+        }
         other => return Err(format!("unsupported control member compression '{other}'")),
     };
     let mut archive = tar::Archive::new(reader.take(MAX_CONTROL_TAR * 4));
     let entries = archive.entries().map_err(|e| format!("{member}: {e}"))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| format!("{member}: {e}"))?;
-        let path = entry.path().map_err(|e| format!("{member}: {e}"))?.to_string_lossy().into_owned();
+        let path = entry
+            .path()
+            .map_err(|e| format!("{member}: {e}"))?
+            .to_string_lossy()
+            .into_owned();
         if path.trim_start_matches("./") == "control" {
             if entry.size() > MAX_CONTROL_FILE {
                 return Err(format!("{member}: control file is too large"));
@@ -247,11 +286,35 @@ mod tests {
         let good = make_deb("Package: ok\nVersion: 1.0\nArchitecture: all\n", "gz", b"x");
         let cases: Vec<(&str, Vec<u8>, &str)> = vec![
             ("empty.deb", vec![], "too short"),
-            ("text.deb", b"hello world, not an archive".to_vec(), "ar archive header"),
-            ("truncated.deb", good[..good.len() - 10].to_vec(), "truncated"),
-            ("nofields.deb", make_deb("Package: ok\n", "gz", b"x"), "'Version'"),
-            ("badname.deb", make_deb("Package: Bad_Name\nVersion: 1.0\nArchitecture: all\n", "gz", b"x"), "invalid package name"),
-            ("badver.deb", make_deb("Package: ok\nVersion: v1\nArchitecture: all\n", "gz", b"x"), "must start with a digit"),
+            (
+                "text.deb",
+                b"hello world, not an archive".to_vec(),
+                "ar archive header",
+            ),
+            (
+                "truncated.deb",
+                good[..good.len() - 10].to_vec(),
+                "truncated",
+            ),
+            (
+                "nofields.deb",
+                make_deb("Package: ok\n", "gz", b"x"),
+                "'Version'",
+            ),
+            (
+                "badname.deb",
+                make_deb(
+                    "Package: Bad_Name\nVersion: 1.0\nArchitecture: all\n",
+                    "gz",
+                    b"x",
+                ),
+                "invalid package name",
+            ),
+            (
+                "badver.deb",
+                make_deb("Package: ok\nVersion: v1\nArchitecture: all\n", "gz", b"x"),
+                "must start with a digit",
+            ),
         ];
         for (name, bytes, want) in cases {
             let p = dir.path().join(name);

@@ -5,7 +5,10 @@ pub enum AptError {
     #[error(transparent)]
     Deb(#[from] crate::deb::DebError),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("signing: {0}")]

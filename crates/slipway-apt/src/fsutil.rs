@@ -6,13 +6,19 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::error::{io_err, AptError};
+use crate::error::{AptError, io_err};
 
 /// A fresh, empty staging folder next to `target` (same filesystem, so the swap is a rename).
 pub fn staging_dir(target: &Path) -> Result<PathBuf, AptError> {
-    let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(io_err(parent))?;
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "repo".into());
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "repo".into());
     let staging = parent.join(format!(".{name}.slipway-new-{}", std::process::id()));
     if staging.exists() {
         fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
@@ -27,11 +33,19 @@ pub fn replace_dir(staging: &Path, target: &Path) -> Result<(), AptError> {
     if !target.exists() {
         return fs::rename(staging, target).map_err(io_err(target));
     }
-    let a = CString::new(staging.as_os_str().as_bytes()).map_err(|_| AptError::Invalid("path has a NUL byte".into()))?;
-    let b = CString::new(target.as_os_str().as_bytes()).map_err(|_| AptError::Invalid("path has a NUL byte".into()))?;
+    let a = CString::new(staging.as_os_str().as_bytes())
+        .map_err(|_| AptError::Invalid("path has a NUL byte".into()))?;
+    let b = CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| AptError::Invalid("path has a NUL byte".into()))?;
     // SAFETY: both pointers are valid NUL-terminated paths for the duration of the call.
     let rc = unsafe {
-        libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE)
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
     };
     if rc != 0 {
         // No atomic exchange on this filesystem: move the old tree aside, then rename.

@@ -6,14 +6,15 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use pgp::composed::{
-    ArmorOptions, Deserializable, EncryptionCaps, KeyType, SecretKeyParamsBuilder, SignedPublicKey, SignedSecretKey,
+    ArmorOptions, Deserializable, EncryptionCaps, KeyType, SecretKeyParamsBuilder, SignedPublicKey,
+    SignedSecretKey,
 };
 use pgp::crypto::public_key::PublicKeyAlgorithm;
 use pgp::ser::Serialize;
 use pgp::types::{KeyDetails, KeyVersion, PublicParams};
 use rsa::traits::PublicKeyParts;
 
-use crate::error::{io_err, AptError};
+use crate::error::{AptError, io_err};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
@@ -28,7 +29,9 @@ impl std::str::FromStr for KeyKind {
             "ed25519" => Ok(KeyKind::Ed25519),
             "rsa3072" => Ok(KeyKind::Rsa(3072)),
             "rsa4096" => Ok(KeyKind::Rsa(4096)),
-            other => Err(format!("unknown key type '{other}' (use ed25519, rsa3072, rsa4096)")),
+            other => Err(format!(
+                "unknown key type '{other}' (use ed25519, rsa3072, rsa4096)"
+            )),
         }
     }
 }
@@ -38,7 +41,11 @@ pub fn generate(user_id: &str, kind: KeyKind) -> Result<SignedSecretKey, AptErro
     let key_type = match kind {
         KeyKind::Ed25519 => KeyType::Ed25519Legacy,
         KeyKind::Rsa(bits) if bits >= 3072 => KeyType::Rsa(bits),
-        KeyKind::Rsa(bits) => return Err(AptError::Sign(format!("RSA-{bits} is too weak for apt; use 3072 or more"))),
+        KeyKind::Rsa(bits) => {
+            return Err(AptError::Sign(format!(
+                "RSA-{bits} is too weak for apt; use 3072 or more"
+            )));
+        }
     };
     let mut params = SecretKeyParamsBuilder::default();
     params
@@ -47,7 +54,9 @@ pub fn generate(user_id: &str, kind: KeyKind) -> Result<SignedSecretKey, AptErro
         .can_sign(true)
         .can_encrypt(EncryptionCaps::None)
         .primary_user_id(user_id.into());
-    let params = params.build().map_err(|e| AptError::Sign(format!("key parameters: {e}")))?;
+    let params = params
+        .build()
+        .map_err(|e| AptError::Sign(format!("key parameters: {e}")))?;
     let key = params
         .generate(rand::thread_rng())
         .map_err(|e| AptError::Sign(format!("key generation failed: {e}")))?;
@@ -77,7 +86,9 @@ pub fn write_key_files(dir: &Path, key: &SignedSecretKey) -> Result<(), AptError
     std::io::Write::write_all(&mut f, &secret).map_err(io_err(&path))?;
     let public = key.to_public_key();
     let mut binary = Vec::new();
-    public.to_writer(&mut binary).map_err(|e| AptError::Sign(format!("cannot write the keyring: {e}")))?;
+    public
+        .to_writer(&mut binary)
+        .map_err(|e| AptError::Sign(format!("cannot write the keyring: {e}")))?;
     crate::fsutil::write(&dir.join("keyring.gpg"), &binary)?;
     let armored = public
         .to_armored_bytes(ArmorOptions::default())
@@ -118,16 +129,28 @@ pub fn load_public_keys(bytes: &[u8], what: &str) -> Result<Vec<SignedPublicKey>
 pub fn check_key(key: &SignedPublicKey) -> Result<(), AptError> {
     let fp = key.fingerprint();
     if key.version() != KeyVersion::V4 {
-        return Err(AptError::Sign(format!("key {fp} is not a v4 key; older gpgv cannot read it")));
+        return Err(AptError::Sign(format!(
+            "key {fp} is not a v4 key; older gpgv cannot read it"
+        )));
     }
     match (key.algorithm(), key.public_params()) {
-        (PublicKeyAlgorithm::DSA, _) => Err(AptError::Sign(format!("key {fp} is DSA, which apt rejects"))),
+        (PublicKeyAlgorithm::DSA, _) => Err(AptError::Sign(format!(
+            "key {fp} is DSA, which apt rejects"
+        ))),
         (_, PublicParams::RSA(p)) if p.key.size() * 8 < 3072 => Err(AptError::Sign(format!(
             "key {fp} is RSA-{}; apt needs RSA >= 3072 or Ed25519",
             p.key.size() * 8
         ))),
-        (PublicKeyAlgorithm::RSA | PublicKeyAlgorithm::EdDSALegacy | PublicKeyAlgorithm::Ed25519 | PublicKeyAlgorithm::ECDSA, _) => Ok(()),
-        (other, _) => Err(AptError::Sign(format!("key {fp} uses {other:?}, which cannot sign a repository"))),
+        (
+            PublicKeyAlgorithm::RSA
+            | PublicKeyAlgorithm::EdDSALegacy
+            | PublicKeyAlgorithm::Ed25519
+            | PublicKeyAlgorithm::ECDSA,
+            _,
+        ) => Ok(()),
+        (other, _) => Err(AptError::Sign(format!(
+            "key {fp} uses {other:?}, which cannot sign a repository"
+        ))),
     }
 }
 
@@ -141,7 +164,10 @@ mod tests {
         let key = generate("Test <t@example.org>", KeyKind::Ed25519).unwrap();
         write_key_files(dir.path(), &key).unwrap();
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("signing-key.asc")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("signing-key.asc"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let secret = std::fs::read(dir.path().join("signing-key.asc")).unwrap();
         assert_eq!(load_secret_keys(&secret, "key").unwrap().len(), 1);

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::cache::DebCache;
 use crate::control::Stanza;
 use crate::deb::DebInfo;
-use crate::error::{io_err, AptError};
+use crate::error::{AptError, io_err};
 use crate::fsutil;
 use crate::version;
 
@@ -36,13 +36,23 @@ pub struct Distribution {
 impl Distribution {
     pub fn check(&self) -> Result<(), AptError> {
         let word = |what: &str, v: &str| -> Result<(), AptError> {
-            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b)) || v.starts_with('.') {
-                return Err(AptError::Invalid(format!("{what} '{v}' must be letters, digits, '-', '_', '.', '+'")));
+            if v.is_empty()
+                || !v
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))
+                || v.starts_with('.')
+            {
+                return Err(AptError::Invalid(format!(
+                    "{what} '{v}' must be letters, digits, '-', '_', '.', '+'"
+                )));
             }
             Ok(())
         };
-        if self.codenames.is_empty() || self.components.is_empty() || self.architectures.is_empty() {
-            return Err(AptError::Invalid("a repository needs at least one codename, component and architecture".into()));
+        if self.codenames.is_empty() || self.components.is_empty() || self.architectures.is_empty()
+        {
+            return Err(AptError::Invalid(
+                "a repository needs at least one codename, component and architecture".into(),
+            ));
         }
         for c in &self.codenames {
             word("codename", c)?;
@@ -53,10 +63,18 @@ impl Distribution {
         for a in &self.architectures {
             word("architecture", a)?;
             if a == "all" {
-                return Err(AptError::Invalid("list real architectures; 'all' packages go into each of them".into()));
+                return Err(AptError::Invalid(
+                    "list real architectures; 'all' packages go into each of them".into(),
+                ));
             }
         }
-        for (name, v) in [("origin", &self.origin), ("label", &self.label), ("suite", &self.suite), ("version", &self.version), ("description", &self.description)] {
+        for (name, v) in [
+            ("origin", &self.origin),
+            ("label", &self.label),
+            ("suite", &self.suite),
+            ("version", &self.version),
+            ("description", &self.description),
+        ] {
             if v.as_deref().is_some_and(|v| v.contains('\n')) {
                 return Err(AptError::Invalid(format!("{name} must be one line")));
             }
@@ -90,14 +108,29 @@ pub struct BuildReport {
 }
 
 /// Builds the repository into `out`, replacing what was there only once the new tree is whole.
-pub fn build_repo(dist: &Distribution, inputs: &[Input], out: &Path, opts: &BuildOptions) -> Result<BuildReport, AptError> {
+pub fn build_repo(
+    dist: &Distribution,
+    inputs: &[Input],
+    out: &Path,
+    opts: &BuildOptions,
+) -> Result<BuildReport, AptError> {
     dist.check()?;
     for i in inputs {
         if !dist.codenames.contains(&i.codename) {
-            return Err(AptError::Invalid(format!("{}: codename '{}' is not one of {:?}", i.path.display(), i.codename, dist.codenames)));
+            return Err(AptError::Invalid(format!(
+                "{}: codename '{}' is not one of {:?}",
+                i.path.display(),
+                i.codename,
+                dist.codenames
+            )));
         }
         if !dist.components.contains(&i.component) {
-            return Err(AptError::Invalid(format!("{}: component '{}' is not one of {:?}", i.path.display(), i.component, dist.components)));
+            return Err(AptError::Invalid(format!(
+                "{}: component '{}' is not one of {:?}",
+                i.path.display(),
+                i.component,
+                dist.components
+            )));
         }
     }
     let mut paths: Vec<PathBuf> = inputs.iter().map(|i| i.path.clone()).collect();
@@ -143,7 +176,10 @@ pub fn build_repo(dist: &Distribution, inputs: &[Input], out: &Path, opts: &Buil
         } else {
             pool.insert(pool_path.clone(), (&input.path, info));
         }
-        suites.entry((input.codename.clone(), input.component.clone())).or_default().insert(pool_path);
+        suites
+            .entry((input.codename.clone(), input.component.clone()))
+            .or_default()
+            .insert(pool_path);
     }
 
     let staging = fsutil::staging_dir(out)?;
@@ -165,7 +201,11 @@ pub fn build_repo(dist: &Distribution, inputs: &[Input], out: &Path, opts: &Buil
 
 /// `lib` packages are split by their first four letters, the rest by the first.
 pub fn pool_prefix(source: &str) -> &str {
-    let n = if source.starts_with("lib") && source.len() > 3 { 4 } else { 1 };
+    let n = if source.starts_with("lib") && source.len() > 3 {
+        4
+    } else {
+        1
+    };
     source.get(..n).unwrap_or(source)
 }
 
@@ -193,7 +233,9 @@ fn write_tree(
         .par_iter()
         .map(|(codename, component, arch)| {
             let empty = BTreeSet::new();
-            let members = suites.get(&((*codename).clone(), (*component).clone())).unwrap_or(&empty);
+            let members = suites
+                .get(&((*codename).clone(), (*component).clone()))
+                .unwrap_or(&empty);
             packages_index(pool, members, arch)
         })
         .collect();
@@ -204,10 +246,19 @@ fn write_tree(
         .collect::<Result<_, AptError>>()?;
 
     for ((codename, component, arch), text) in jobs.iter().zip(&texts) {
-        let dir = root.join("dists").join(codename).join(component).join(format!("binary-{arch}"));
+        let dir = root
+            .join("dists")
+            .join(codename)
+            .join(component)
+            .join(format!("binary-{arch}"));
         let (gz, xz) = &compressed[text];
         let release = arch_release(dist, component, arch);
-        for (name, bytes) in [("Packages", text.as_bytes()), ("Packages.gz", gz), ("Packages.xz", xz), ("Release", release.as_bytes())] {
+        for (name, bytes) in [
+            ("Packages", text.as_bytes()),
+            ("Packages.gz", gz),
+            ("Packages.xz", xz),
+            ("Release", release.as_bytes()),
+        ] {
             fsutil::write(&dir.join(name), bytes)?;
         }
         for bytes in [text.as_bytes(), gz.as_slice(), xz.as_slice()] {
@@ -223,7 +274,11 @@ fn write_tree(
     Ok(())
 }
 
-fn packages_index(pool: &BTreeMap<String, (&PathBuf, &DebInfo)>, members: &BTreeSet<String>, arch: &str) -> String {
+fn packages_index(
+    pool: &BTreeMap<String, (&PathBuf, &DebInfo)>,
+    members: &BTreeSet<String>,
+    arch: &str,
+) -> String {
     let mut entries: Vec<(&String, &DebInfo)> = members
         .iter()
         .filter_map(|p| pool.get(p).map(|(_, info)| (p, *info)))
@@ -283,9 +338,19 @@ pub fn rfc2822(epoch: i64) -> String {
         .to_string()
 }
 
-fn top_release(dist: &Distribution, codename: &str, dir: &Path, date: i64) -> Result<String, AptError> {
+fn top_release(
+    dist: &Distribution,
+    codename: &str,
+    dir: &Path,
+    date: i64,
+) -> Result<String, AptError> {
     let mut s = Stanza::new();
-    for (k, v) in [("Origin", &dist.origin), ("Label", &dist.label), ("Suite", &dist.suite), ("Version", &dist.version)] {
+    for (k, v) in [
+        ("Origin", &dist.origin),
+        ("Label", &dist.label),
+        ("Suite", &dist.suite),
+        ("Version", &dist.version),
+    ] {
         if let Some(v) = v {
             s.set(k, v);
         }
@@ -304,22 +369,47 @@ fn top_release(dist: &Distribution, codename: &str, dir: &Path, date: i64) -> Re
     // Every index under dists/<codename>/ except the suite files and the by-hash copies.
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
-        let entry = entry.map_err(|e| AptError::Io { path: dir.to_path_buf(), source: e.into() })?;
+        let entry = entry.map_err(|e| AptError::Io {
+            path: dir.to_path_buf(),
+            source: e.into(),
+        })?;
         if !entry.file_type().is_file() {
             continue;
         }
-        let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path()).to_string_lossy().into_owned();
-        if ["Release", "Release.gpg", "InRelease"].contains(&rel.as_str()) || rel.contains("/by-hash/") {
+        let rel = entry
+            .path()
+            .strip_prefix(dir)
+            .unwrap_or(entry.path())
+            .to_string_lossy()
+            .into_owned();
+        if ["Release", "Release.gpg", "InRelease"].contains(&rel.as_str())
+            || rel.contains("/by-hash/")
+        {
             continue;
         }
-        files.push((rel, std::fs::read(entry.path()).map_err(io_err(entry.path()))?));
+        files.push((
+            rel,
+            std::fs::read(entry.path()).map_err(io_err(entry.path()))?,
+        ));
     }
-    let width = files.iter().map(|(_, b)| b.len().to_string().len()).max().unwrap_or(1);
+    let width = files
+        .iter()
+        .map(|(_, b)| b.len().to_string().len())
+        .max()
+        .unwrap_or(1);
     let mut md5 = String::new();
     let mut sha = String::new();
     for (rel, bytes) in &files {
-        md5.push_str(&format!("\n {} {:>width$} {rel}", hex::encode(Md5::digest(bytes)), bytes.len()));
-        sha.push_str(&format!("\n {} {:>width$} {rel}", hex::encode(Sha256::digest(bytes)), bytes.len()));
+        md5.push_str(&format!(
+            "\n {} {:>width$} {rel}",
+            hex::encode(Md5::digest(bytes)),
+            bytes.len()
+        ));
+        sha.push_str(&format!(
+            "\n {} {:>width$} {rel}",
+            hex::encode(Sha256::digest(bytes)),
+            bytes.len()
+        ));
     }
     s.set("MD5Sum", md5);
     s.set("SHA256", sha);
@@ -328,11 +418,17 @@ fn top_release(dist: &Distribution, codename: &str, dir: &Path, date: i64) -> Re
 
 fn gzip(data: &[u8]) -> Result<Vec<u8>, AptError> {
     // No file name and a zero mtime in the header: the same input gives the same bytes.
-    let mut e = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::best());
-    e.write_all(data).and_then(|_| e.finish()).map_err(io_err("Packages.gz"))
+    let mut e = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::best());
+    e.write_all(data)
+        .and_then(|_| e.finish())
+        .map_err(io_err("Packages.gz"))
 }
 
 fn xz(data: &[u8]) -> Result<Vec<u8>, AptError> {
     let mut e = xz2::write::XzEncoder::new(Vec::new(), 6);
-    e.write_all(data).and_then(|_| e.finish()).map_err(io_err("Packages.xz"))
+    e.write_all(data)
+        .and_then(|_| e.finish())
+        .map_err(io_err("Packages.xz"))
 }

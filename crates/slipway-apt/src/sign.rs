@@ -6,11 +6,13 @@ use std::path::{Path, PathBuf};
 use pgp::armor::BlockType;
 use pgp::composed::{ArmorOptions, CleartextSignedMessage, SignedSecretKey};
 use pgp::crypto::hash::HashAlgorithm;
-use pgp::packet::{PacketTrait, Signature, SignatureConfig, SignatureType, Subpacket, SubpacketData};
+use pgp::packet::{
+    PacketTrait, Signature, SignatureConfig, SignatureType, Subpacket, SubpacketData,
+};
 use pgp::ser::Serialize;
 use pgp::types::{KeyDetails, Password, SigningKey, Timestamp};
 
-use crate::error::{io_err, AptError};
+use crate::error::{AptError, io_err};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Digest {
@@ -40,33 +42,49 @@ pub fn release_files(repo: &Path) -> Result<Vec<PathBuf>, AptError> {
     }
     out.sort();
     if out.is_empty() {
-        return Err(AptError::Invalid(format!("{} has no dists/*/Release to sign", repo.display())));
+        return Err(AptError::Invalid(format!(
+            "{} has no dists/*/Release to sign",
+            repo.display()
+        )));
     }
     Ok(out)
 }
 
-/// The key (primary or subkey) of `key` that should make data signatures: the newest subkey
-/// bound for signing, else the primary key.
-fn signer(key: &SignedSecretKey) -> Box<&dyn SigningKey> {
+/// Signs with the key (primary or subkey) of `key` meant for data signatures: the newest
+/// subkey bound for signing, else the primary key.
+fn sign_with(
+    key: &SignedSecretKey,
+    typ: SignatureType,
+    digest: Digest,
+    data: &[u8],
+) -> Result<Signature, AptError> {
     let sub = key
         .secret_subkeys
         .iter()
         .filter(|s| s.signatures.iter().any(|sig| sig.key_flags().sign()))
         .max_by_key(|s| s.key.created_at());
     match sub {
-        Some(s) => Box::new(&s.key as &dyn SigningKey),
-        None => Box::new(&key.primary_key as &dyn SigningKey),
+        Some(s) => signature(&s.key, typ, digest, data),
+        None => signature(&key.primary_key, typ, digest, data),
     }
 }
 
-fn signature(key: &Box<&dyn SigningKey>, typ: SignatureType, digest: Digest, data: &[u8]) -> Result<Signature, AptError> {
-    let err = |e: pgp::errors::Error| AptError::Sign(format!("cannot sign with key {}: {e}", key.fingerprint()));
+fn signature<K: SigningKey>(
+    key: &K,
+    typ: SignatureType,
+    digest: Digest,
+    data: &[u8],
+) -> Result<Signature, AptError> {
+    let err = |e: pgp::errors::Error| {
+        AptError::Sign(format!("cannot sign with key {}: {e}", key.fingerprint()))
+    };
     let mut config = SignatureConfig::v4(typ, key.algorithm(), digest.alg());
     config.hashed_subpackets = vec![
         Subpacket::regular(SubpacketData::SignatureCreationTime(Timestamp::now())).map_err(err)?,
         Subpacket::regular(SubpacketData::IssuerFingerprint(key.fingerprint())).map_err(err)?,
     ];
-    config.unhashed_subpackets = vec![Subpacket::regular(SubpacketData::IssuerKeyId(key.legacy_key_id())).map_err(err)?];
+    config.unhashed_subpackets =
+        vec![Subpacket::regular(SubpacketData::IssuerKeyId(key.legacy_key_id())).map_err(err)?];
     config.sign(key, &Password::empty(), data).map_err(err)
 }
 
@@ -85,15 +103,23 @@ impl Serialize for Packets {
 }
 
 /// Clearsigned and detached signatures of `text` by every key.
-pub fn sign_release(text: &str, keys: &[SignedSecretKey], digest: Digest) -> Result<(String, String), AptError> {
+pub fn sign_release(
+    text: &str,
+    keys: &[SignedSecretKey],
+    digest: Digest,
+) -> Result<(String, String), AptError> {
     if keys.is_empty() {
         return Err(AptError::Sign("no signing key".into()));
     }
     let inrelease = CleartextSignedMessage::new_many(text, |normalized| {
         keys.iter()
             .map(|k| {
-                signature(&signer(k), SignatureType::Text, digest, normalized.as_bytes())
-                    .map_err(|e| pgp::errors::Error::Message { message: e.to_string(), backtrace: None })
+                sign_with(k, SignatureType::Text, digest, normalized.as_bytes()).map_err(|e| {
+                    pgp::errors::Error::Message {
+                        message: e.to_string(),
+                        backtrace: None,
+                    }
+                })
             })
             .collect()
     })
@@ -101,17 +127,28 @@ pub fn sign_release(text: &str, keys: &[SignedSecretKey], digest: Digest) -> Res
     .map_err(|e| AptError::Sign(format!("InRelease: {e}")))?;
     let detached = keys
         .iter()
-        .map(|k| signature(&signer(k), SignatureType::Binary, digest, text.as_bytes()))
+        .map(|k| sign_with(k, SignatureType::Binary, digest, text.as_bytes()))
         .collect::<Result<Vec<_>, _>>()?;
     let mut armored = Vec::new();
-    pgp::armor::write(&Packets(detached), BlockType::Signature, &mut armored, None, true)
-        .map_err(|e| AptError::Sign(format!("Release.gpg: {e}")))?;
-    let armored = String::from_utf8(armored).map_err(|_| AptError::Sign("Release.gpg is not text".into()))?;
+    pgp::armor::write(
+        &Packets(detached),
+        BlockType::Signature,
+        &mut armored,
+        None,
+        true,
+    )
+    .map_err(|e| AptError::Sign(format!("Release.gpg: {e}")))?;
+    let armored =
+        String::from_utf8(armored).map_err(|_| AptError::Sign("Release.gpg is not text".into()))?;
     Ok((inrelease, armored))
 }
 
 /// Signs every `dists/*/Release` of `repo` in place; returns the Release files signed.
-pub fn sign_repo(repo: &Path, keys: &[SignedSecretKey], digest: Digest) -> Result<Vec<PathBuf>, AptError> {
+pub fn sign_repo(
+    repo: &Path,
+    keys: &[SignedSecretKey],
+    digest: Digest,
+) -> Result<Vec<PathBuf>, AptError> {
     let releases = release_files(repo)?;
     for release in &releases {
         let text = std::fs::read_to_string(release).map_err(io_err(release))?;

@@ -2,12 +2,19 @@
 
 use std::io::Write;
 
-
 /// An `ar` archive of the given members, in order (deterministic: zero times and ids).
 pub fn ar(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
     let mut out = b"!<arch>\n".to_vec();
     for (name, data) in members {
-        let header = format!("{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n", name, 0, 0, 0, "100644", data.len());
+        let header = format!(
+            "{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
+            name,
+            0,
+            0,
+            0,
+            "100644",
+            data.len()
+        );
         out.extend_from_slice(header.as_bytes());
         out.extend_from_slice(data);
         if data.len() % 2 == 1 {
@@ -25,7 +32,9 @@ pub fn make_deb(control: &str, compression: &str, payload: &[u8]) -> Vec<u8> {
     h.set_size(control.len() as u64);
     h.set_mode(0o644);
     h.set_cksum();
-    ctl_tar.append_data(&mut h, "./control", control.as_bytes()).expect("in-memory archive");
+    ctl_tar
+        .append_data(&mut h, "./control", control.as_bytes())
+        .expect("in-memory archive");
     let ctl_tar = ctl_tar.into_inner().expect("in-memory archive");
     let (name, ctl) = match compression {
         "gz" => {
@@ -38,7 +47,10 @@ pub fn make_deb(control: &str, compression: &str, payload: &[u8]) -> Vec<u8> {
             e.write_all(&ctl_tar).expect("in-memory archive");
             ("control.tar.xz", e.finish().expect("in-memory archive"))
         }
-        "zst" => ("control.tar.zst", zstd::encode_all(&ctl_tar[..], 3).expect("in-memory archive")),
+        "zst" => (
+            "control.tar.zst",
+            zstd::encode_all(&ctl_tar[..], 3).expect("in-memory archive"),
+        ),
         _ => ("control.tar", ctl_tar),
     };
     let mut data_tar = tar::Builder::new(Vec::new());
@@ -46,8 +58,13 @@ pub fn make_deb(control: &str, compression: &str, payload: &[u8]) -> Vec<u8> {
     h.set_size(payload.len() as u64);
     h.set_mode(0o644);
     h.set_cksum();
-    data_tar.append_data(&mut h, "./usr/share/doc/x/payload", payload).expect("in-memory archive");
+    data_tar
+        .append_data(&mut h, "./usr/share/doc/x/payload", payload)
+        .expect("in-memory archive");
     let data_tar = data_tar.into_inner().expect("in-memory archive");
-    ar(&[("debian-binary", b"2.0\n".to_vec()), (name, ctl), ("data.tar", data_tar)])
+    ar(&[
+        ("debian-binary", b"2.0\n".to_vec()),
+        (name, ctl),
+        ("data.tar", data_tar),
+    ])
 }
-

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::keys::{self, KeyKind};
-use crate::sign::{sign_repo, Digest};
+use crate::sign::{Digest, sign_repo};
 use crate::testdeb::make_deb;
 use crate::*;
 
@@ -22,20 +22,32 @@ fn dist(codenames: &[&str]) -> Distribution {
 }
 
 fn write_deb(dir: &Path, name: &str, version: &str, arch: &str, payload: &[u8]) -> PathBuf {
-    let control = format!("Package: {name}\nVersion: {version}\nArchitecture: {arch}\nMaintainer: t <t@example.org>\nDescription: {name}\n long text\n");
+    let control = format!(
+        "Package: {name}\nVersion: {version}\nArchitecture: {arch}\nMaintainer: t <t@example.org>\nDescription: {name}\n long text\n"
+    );
     let p = dir.join(format!("{name}_{version}_{arch}.deb"));
     std::fs::write(&p, make_deb(&control, "xz", payload)).unwrap();
     p
 }
 
 fn inputs(codename: &str, paths: &[PathBuf]) -> Vec<Input> {
-    paths.iter().map(|p| Input { codename: codename.into(), component: "main".into(), path: p.clone() }).collect()
+    paths
+        .iter()
+        .map(|p| Input {
+            codename: codename.into(),
+            component: "main".into(),
+            path: p.clone(),
+        })
+        .collect()
 }
 
 const DATE: i64 = 1_700_000_000;
 
 fn opts() -> BuildOptions {
-    BuildOptions { date: DATE, cache: None }
+    BuildOptions {
+        date: DATE,
+        cache: None,
+    }
 }
 
 #[test]
@@ -49,13 +61,30 @@ fn layout_arch_all_everywhere_versions_coexist_empty_suites_kept() {
         write_deb(&debs, "libfoo1", "2:3.0-1", "amd64", b"c"),
     ];
     let out = dir.path().join("repo");
-    let report = build_repo(&dist(&["bookworm", "stretch"]), &inputs("bookworm", &files), &out, &opts()).unwrap();
+    let report = build_repo(
+        &dist(&["bookworm", "stretch"]),
+        &inputs("bookworm", &files),
+        &out,
+        &opts(),
+    )
+    .unwrap();
     assert_eq!(report.pool_files, 3);
-    assert!(out.join("pool/main/c/cros-garcon/cros-garcon_1.0_all.deb").exists());
-    assert!(out.join("pool/main/c/cros-garcon/cros-garcon_1.1_all.deb").exists());
-    assert!(out.join("pool/main/libf/libfoo1/libfoo1_3.0-1_amd64.deb").exists());
-    let amd = std::fs::read_to_string(out.join("dists/bookworm/main/binary-amd64/Packages")).unwrap();
-    let arm = std::fs::read_to_string(out.join("dists/bookworm/main/binary-arm64/Packages")).unwrap();
+    assert!(
+        out.join("pool/main/c/cros-garcon/cros-garcon_1.0_all.deb")
+            .exists()
+    );
+    assert!(
+        out.join("pool/main/c/cros-garcon/cros-garcon_1.1_all.deb")
+            .exists()
+    );
+    assert!(
+        out.join("pool/main/libf/libfoo1/libfoo1_3.0-1_amd64.deb")
+            .exists()
+    );
+    let amd =
+        std::fs::read_to_string(out.join("dists/bookworm/main/binary-amd64/Packages")).unwrap();
+    let arm =
+        std::fs::read_to_string(out.join("dists/bookworm/main/binary-arm64/Packages")).unwrap();
     assert_eq!(amd.matches("Package: cros-garcon").count(), 2, "{amd}");
     assert!(amd.contains("Package: libfoo1"));
     assert_eq!(arm.matches("Package: cros-garcon").count(), 2);
@@ -67,9 +96,15 @@ fn layout_arch_all_everywhere_versions_coexist_empty_suites_kept() {
     assert!(stanza.contains("Filename: pool/main/c/cros-garcon/cros-garcon_1.0_all.deb"));
     assert!(stanza.contains("SHA256: "));
     // The retired codename is an empty but valid suite.
-    assert_eq!(std::fs::read(out.join("dists/stretch/main/binary-amd64/Packages")).unwrap(), b"");
+    assert_eq!(
+        std::fs::read(out.join("dists/stretch/main/binary-amd64/Packages")).unwrap(),
+        b""
+    );
     let release = std::fs::read_to_string(out.join("dists/bookworm/Release")).unwrap();
-    assert!(release.contains("Date: Tue, 14 Nov 2023 22:13:20 +0000"), "{release}");
+    assert!(
+        release.contains("Date: Tue, 14 Nov 2023 22:13:20 +0000"),
+        "{release}"
+    );
     assert!(release.contains("Acquire-By-Hash: yes"));
     verify_repo(&out, None, DATE).unwrap();
 }
@@ -79,21 +114,64 @@ fn output_is_deterministic_and_incremental() {
     let dir = tempfile::tempdir().unwrap();
     let debs = dir.path().join("debs");
     std::fs::create_dir_all(&debs).unwrap();
-    let mut files: Vec<PathBuf> = (0..20).map(|i| write_deb(&debs, &format!("pkg{i}"), "1.0", "all", format!("{i}").as_bytes())).collect();
+    let mut files: Vec<PathBuf> = (0..20)
+        .map(|i| {
+            write_deb(
+                &debs,
+                &format!("pkg{i}"),
+                "1.0",
+                "all",
+                format!("{i}").as_bytes(),
+            )
+        })
+        .collect();
     let cache = dir.path().join("cache.json");
-    let with_cache = BuildOptions { date: DATE, cache: Some(cache.clone()) };
+    let with_cache = BuildOptions {
+        date: DATE,
+        cache: Some(cache.clone()),
+    };
     let a = dir.path().join("a");
     let b = dir.path().join("b");
-    build_repo(&dist(&["bookworm"]), &inputs("bookworm", &files), &a, &with_cache).unwrap();
-    let second = build_repo(&dist(&["bookworm"]), &inputs("bookworm", &files), &b, &with_cache).unwrap();
+    build_repo(
+        &dist(&["bookworm"]),
+        &inputs("bookworm", &files),
+        &a,
+        &with_cache,
+    )
+    .unwrap();
+    let second = build_repo(
+        &dist(&["bookworm"]),
+        &inputs("bookworm", &files),
+        &b,
+        &with_cache,
+    )
+    .unwrap();
     assert_eq!((second.debs_read, second.debs_cached), (0, 20));
-    for f in ["dists/bookworm/Release", "dists/bookworm/main/binary-amd64/Packages.gz", "dists/bookworm/main/binary-amd64/Packages.xz"] {
-        assert_eq!(std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), "{f} differs");
+    for f in [
+        "dists/bookworm/Release",
+        "dists/bookworm/main/binary-amd64/Packages.gz",
+        "dists/bookworm/main/binary-amd64/Packages.xz",
+    ] {
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+            "{f} differs"
+        );
     }
     files.push(write_deb(&debs, "newpkg", "1.0", "all", b"new"));
-    let third = build_repo(&dist(&["bookworm"]), &inputs("bookworm", &files), &a, &with_cache).unwrap();
+    let third = build_repo(
+        &dist(&["bookworm"]),
+        &inputs("bookworm", &files),
+        &a,
+        &with_cache,
+    )
+    .unwrap();
     assert_eq!((third.debs_read, third.debs_cached), (1, 20));
-    assert!(std::fs::read_to_string(a.join("dists/bookworm/main/binary-amd64/Packages")).unwrap().contains("Package: newpkg"));
+    assert!(
+        std::fs::read_to_string(a.join("dists/bookworm/main/binary-amd64/Packages"))
+            .unwrap()
+            .contains("Package: newpkg")
+    );
 }
 
 #[test]
@@ -103,38 +181,84 @@ fn bad_input_leaves_the_previous_repository_whole() {
     std::fs::create_dir_all(&debs).unwrap();
     let good = write_deb(&debs, "good", "1.0", "all", b"x");
     let out = dir.path().join("repo");
-    build_repo(&dist(&["bookworm"]), &inputs("bookworm", std::slice::from_ref(&good)), &out, &opts()).unwrap();
+    build_repo(
+        &dist(&["bookworm"]),
+        &inputs("bookworm", std::slice::from_ref(&good)),
+        &out,
+        &opts(),
+    )
+    .unwrap();
     let before = std::fs::read(out.join("dists/bookworm/Release")).unwrap();
 
     let broken = debs.join("broken.deb");
     std::fs::write(&broken, b"!<arch>\nnot really").unwrap();
-    let e = build_repo(&dist(&["bookworm"]), &inputs("bookworm", &[good.clone(), broken]), &out, &opts()).unwrap_err();
+    let e = build_repo(
+        &dist(&["bookworm"]),
+        &inputs("bookworm", &[good.clone(), broken]),
+        &out,
+        &opts(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("broken.deb"), "{e}");
 
     // Same package and version, different bytes: refused.
     let other = dir.path().join("other");
     std::fs::create_dir_all(&other).unwrap();
     let twin = write_deb(&other, "good", "1.0", "all", b"different");
-    let e = build_repo(&dist(&["bookworm"]), &inputs("bookworm", &[good.clone(), twin]), &out, &opts()).unwrap_err();
+    let e = build_repo(
+        &dist(&["bookworm"]),
+        &inputs("bookworm", &[good.clone(), twin]),
+        &out,
+        &opts(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("differ"), "{e}");
 
     let wrong_arch = write_deb(&debs, "armonly", "1.0", "armhf", b"x");
-    let e = build_repo(&dist(&["bookworm"]), &inputs("bookworm", &[wrong_arch]), &out, &opts()).unwrap_err();
+    let e = build_repo(
+        &dist(&["bookworm"]),
+        &inputs("bookworm", &[wrong_arch]),
+        &out,
+        &opts(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("armhf"), "{e}");
 
-    assert_eq!(std::fs::read(out.join("dists/bookworm/Release")).unwrap(), before);
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains("slipway-new")).collect();
+    assert_eq!(
+        std::fs::read(out.join("dists/bookworm/Release")).unwrap(),
+        before
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("slipway-new"))
+        .collect();
     assert!(leftovers.is_empty());
     verify_repo(&out, None, DATE).unwrap();
 }
 
-fn signed_repo(dir: &Path, key_kinds: &[KeyKind]) -> (PathBuf, Vec<pgp::composed::SignedPublicKey>) {
+fn signed_repo(
+    dir: &Path,
+    key_kinds: &[KeyKind],
+) -> (PathBuf, Vec<pgp::composed::SignedPublicKey>) {
     let debs = dir.join("debs");
     std::fs::create_dir_all(&debs).unwrap();
     let files = vec![write_deb(&debs, "hello", "1.0", "all", b"hello")];
     let out = dir.join("repo");
-    build_repo(&dist(&["bookworm"]), &inputs("bookworm", &files), &out, &BuildOptions { date: chrono::Utc::now().timestamp() - 10, cache: None }).unwrap();
-    let secret: Vec<_> = key_kinds.iter().map(|k| keys::generate("T <t@example.org>", *k).unwrap()).collect();
+    build_repo(
+        &dist(&["bookworm"]),
+        &inputs("bookworm", &files),
+        &out,
+        &BuildOptions {
+            date: chrono::Utc::now().timestamp() - 10,
+            cache: None,
+        },
+    )
+    .unwrap();
+    let secret: Vec<_> = key_kinds
+        .iter()
+        .map(|k| keys::generate("T <t@example.org>", *k).unwrap())
+        .collect();
     sign_repo(&out, &secret, Digest::Sha512).unwrap();
     (out, secret.iter().map(|k| k.to_public_key()).collect())
 }
@@ -148,31 +272,55 @@ fn signatures_verify_and_tampering_is_caught() {
     let dir = tempfile::tempdir().unwrap();
     let (repo, public) = signed_repo(dir.path(), &[KeyKind::Ed25519, KeyKind::Ed25519]);
     let report = verify_repo(&repo, Some(&public), now()).unwrap();
-    assert_eq!(report.suites[0].signed_by.len(), 2, "both rotation keys signed");
+    assert_eq!(
+        report.suites[0].signed_by.len(),
+        2,
+        "both rotation keys signed"
+    );
     // Either key alone is enough.
     verify_repo(&repo, Some(&public[1..]), now()).unwrap();
 
-    let other = keys::generate("Other <o@example.org>", KeyKind::Ed25519).unwrap().to_public_key();
-    let e = verify_repo(&repo, Some(std::slice::from_ref(&other)), now()).unwrap_err().to_string();
+    let other = keys::generate("Other <o@example.org>", KeyKind::Ed25519)
+        .unwrap()
+        .to_public_key();
+    let e = verify_repo(&repo, Some(std::slice::from_ref(&other)), now())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no good signature"), "{e}");
 
     let packages = repo.join("dists/bookworm/main/binary-amd64/Packages");
     let original = std::fs::read(&packages).unwrap();
     std::fs::write(&packages, [original.as_slice(), b"\n"].concat()).unwrap();
-    let e = verify_repo(&repo, Some(&public), now()).unwrap_err().to_string();
+    let e = verify_repo(&repo, Some(&public), now())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("binary-amd64/Packages: size"), "{e}");
     std::fs::write(&packages, &original).unwrap();
 
     let release = repo.join("dists/bookworm/Release");
     let text = std::fs::read_to_string(&release).unwrap();
-    std::fs::write(&release, text.replace("Label: cros-containers", "Label: evil")).unwrap();
-    let e = verify_repo(&repo, Some(&public), now()).unwrap_err().to_string();
-    assert!(e.contains("InRelease: its text differs") && e.contains("Release.gpg: no good signature"), "{e}");
+    std::fs::write(
+        &release,
+        text.replace("Label: cros-containers", "Label: evil"),
+    )
+    .unwrap();
+    let e = verify_repo(&repo, Some(&public), now())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("InRelease: its text differs") && e.contains("Release.gpg: no good signature"),
+        "{e}"
+    );
     std::fs::write(&release, text).unwrap();
 
     std::fs::write(repo.join("pool/main/h/hello/stray.deb"), b"x").unwrap();
-    let e = verify_repo(&repo, Some(&public), now()).unwrap_err().to_string();
-    assert!(e.contains("stray.deb: in the pool but not in any Packages index"), "{e}");
+    let e = verify_repo(&repo, Some(&public), now())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("stray.deb: in the pool but not in any Packages index"),
+        "{e}"
+    );
 }
 
 #[test]

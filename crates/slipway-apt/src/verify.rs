@@ -14,7 +14,7 @@ use pgp::types::KeyDetails;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::control::{parse_all, Stanza};
+use crate::control::{Stanza, parse_all};
 use crate::error::AptError;
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -36,12 +36,20 @@ pub struct VerifyReport {
 
 /// Verifies `repo`. With a keyring every suite must carry a good signature from one of its keys
 /// in both InRelease and Release.gpg; without one, signatures are only checked for form.
-pub fn verify_repo(repo: &Path, keyring: Option<&[SignedPublicKey]>, now: i64) -> Result<VerifyReport, AptError> {
+pub fn verify_repo(
+    repo: &Path,
+    keyring: Option<&[SignedPublicKey]>,
+    now: i64,
+) -> Result<VerifyReport, AptError> {
     let mut problems: Vec<String> = Vec::new();
     let mut report = VerifyReport::default();
     let dists = repo.join("dists");
     let mut suites: Vec<String> = match std::fs::read_dir(&dists) {
-        Ok(d) => d.filter_map(|e| e.ok()).filter(|e| e.path().join("Release").is_file()).map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
+        Ok(d) => d
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().join("Release").is_file())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
         Err(e) => return Err(fail(repo, format!("no dists/ folder: {e}"))),
     };
     suites.sort();
@@ -51,12 +59,22 @@ pub fn verify_repo(repo: &Path, keyring: Option<&[SignedPublicKey]>, now: i64) -
     let mut referenced: BTreeMap<String, (u64, String)> = BTreeMap::new();
     for codename in &suites {
         let dir = dists.join(codename);
-        let (suite, refs) = verify_suite(repo, &dir, codename, keyring, now, &mut problems, &mut report);
+        let (suite, refs) = verify_suite(
+            repo,
+            &dir,
+            codename,
+            keyring,
+            now,
+            &mut problems,
+            &mut report,
+        );
         report.suites.push(suite);
         for (path, entry) in refs {
             if let Some(prev) = referenced.get(&path) {
                 if prev != &entry {
-                    problems.push(format!("{path}: listed with different sizes or hashes in two suites"));
+                    problems.push(format!(
+                        "{path}: listed with different sizes or hashes in two suites"
+                    ));
                 }
             }
             referenced.insert(path, entry);
@@ -70,8 +88,12 @@ pub fn verify_repo(repo: &Path, keyring: Option<&[SignedPublicKey]>, now: i64) -
         .filter_map(|(path, (size, sha))| {
             let full = repo.join(path);
             match hash_file(&full) {
-                Ok((actual_size, actual_sha, _)) if actual_size == *size && actual_sha == *sha => None,
-                Ok((actual_size, _, _)) if actual_size != *size => Some(format!("{path}: size {actual_size}, Packages says {size}")),
+                Ok((actual_size, actual_sha, _)) if actual_size == *size && actual_sha == *sha => {
+                    None
+                }
+                Ok((actual_size, _, _)) if actual_size != *size => {
+                    Some(format!("{path}: size {actual_size}, Packages says {size}"))
+                }
                 Ok(_) => Some(format!("{path}: sha256 does not match Packages")),
                 Err(e) => Some(format!("{path}: {e}")),
             }
@@ -82,12 +104,21 @@ pub fn verify_repo(repo: &Path, keyring: Option<&[SignedPublicKey]>, now: i64) -
     // Nothing in pool/ that no index names.
     let pool = repo.join("pool");
     if pool.is_dir() {
-        for entry in walkdir::WalkDir::new(&pool).sort_by_file_name().into_iter().filter_map(|e| e.ok()) {
+        for entry in walkdir::WalkDir::new(&pool)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_map(|e| e.ok())
+        {
             if !entry.file_type().is_file() {
                 continue;
             }
             report.pool_files += 1;
-            let rel = entry.path().strip_prefix(repo).unwrap_or(entry.path()).to_string_lossy().into_owned();
+            let rel = entry
+                .path()
+                .strip_prefix(repo)
+                .unwrap_or(entry.path())
+                .to_string_lossy()
+                .into_owned();
             if !referenced.contains_key(&rel) {
                 problems.push(format!("{rel}: in the pool but not in any Packages index"));
             }
@@ -98,7 +129,11 @@ pub fn verify_repo(repo: &Path, keyring: Option<&[SignedPublicKey]>, now: i64) -
     } else {
         const SHOWN: usize = 20;
         let more = problems.len().saturating_sub(SHOWN);
-        let mut text = problems.into_iter().take(SHOWN).collect::<Vec<_>>().join("; ");
+        let mut text = problems
+            .into_iter()
+            .take(SHOWN)
+            .collect::<Vec<_>>()
+            .join("; ");
         if more > 0 {
             text.push_str(&format!("; and {more} more"));
         }
@@ -107,7 +142,10 @@ pub fn verify_repo(repo: &Path, keyring: Option<&[SignedPublicKey]>, now: i64) -
 }
 
 fn fail(repo: &Path, reason: String) -> AptError {
-    AptError::Verify { path: repo.display().to_string(), reason }
+    AptError::Verify {
+        path: repo.display().to_string(),
+        reason,
+    }
 }
 
 fn hash_file(path: &Path) -> std::io::Result<(u64, String, String)> {
@@ -125,7 +163,11 @@ fn hash_file(path: &Path) -> std::io::Result<(u64, String, String)> {
         md5.update(&buf[..n]);
         size += n as u64;
     }
-    Ok((size, hex::encode(sha.finalize()), hex::encode(md5.finalize())))
+    Ok((
+        size,
+        hex::encode(sha.finalize()),
+        hex::encode(md5.finalize()),
+    ))
 }
 
 /// Checksum lines of a Release field: (path, size, hash).
@@ -144,7 +186,9 @@ fn checksums(field: Option<&str>) -> Vec<(String, u64, String)> {
 }
 
 fn parse_date(s: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc2822(s.trim().replace(" UTC", " +0000").as_str()).ok().map(|d| d.timestamp())
+    chrono::DateTime::parse_from_rfc2822(s.trim().replace(" UTC", " +0000").as_str())
+        .ok()
+        .map(|d| d.timestamp())
 }
 
 type Refs = Vec<(String, (u64, String))>;
@@ -158,7 +202,10 @@ fn verify_suite(
     problems: &mut Vec<String>,
     report: &mut VerifyReport,
 ) -> (SuiteReport, Refs) {
-    let mut suite = SuiteReport { codename: codename.to_string(), ..Default::default() };
+    let mut suite = SuiteReport {
+        codename: codename.to_string(),
+        ..Default::default()
+    };
     let mut refs = Vec::new();
     let rel = |p: &Path| p.strip_prefix(repo).unwrap_or(p).display().to_string();
     let release_path = dir.join("Release");
@@ -184,7 +231,9 @@ fn verify_suite(
     }
     match release.get("Date").map(|d| (d, parse_date(d))) {
         Some((d, None)) => problems.push(format!("{here}: Date '{d}' is not RFC 2822")),
-        Some((d, Some(t))) if t > now + 60 => problems.push(format!("{here}: Date '{d}' is in the future; apt says 'not valid yet'")),
+        Some((d, Some(t))) if t > now + 60 => problems.push(format!(
+            "{here}: Date '{d}' is in the future; apt says 'not valid yet'"
+        )),
         _ => {}
     }
     if let Some(v) = release.get("Valid-Until") {
@@ -198,9 +247,14 @@ fn verify_suite(
     check_signatures(dir, &text, keyring, &here, &mut suite, problems, &rel);
 
     // Listed indices: sizes and hashes, and by-hash copies.
-    let by_hash = release.get("Acquire-By-Hash").is_some_and(|v| v.trim() == "yes");
+    let by_hash = release
+        .get("Acquire-By-Hash")
+        .is_some_and(|v| v.trim() == "yes");
     let listed = checksums(release.get("SHA256"));
-    let md5s: BTreeMap<String, String> = checksums(release.get("MD5Sum")).into_iter().map(|(p, _, h)| (p, h)).collect();
+    let md5s: BTreeMap<String, String> = checksums(release.get("MD5Sum"))
+        .into_iter()
+        .map(|(p, _, h)| (p, h))
+        .collect();
     for (path, size, hash) in &listed {
         if path.contains("..") || path.starts_with('/') {
             problems.push(format!("{here}: lists an unsafe path '{path}'"));
@@ -213,15 +267,26 @@ fn verify_suite(
             continue;
         };
         if bytes.len() as u64 != *size {
-            problems.push(format!("{}: size {}, {here} says {size}", rel(&full), bytes.len()));
+            problems.push(format!(
+                "{}: size {}, {here} says {size}",
+                rel(&full),
+                bytes.len()
+            ));
         } else if &hex::encode(Sha256::digest(&bytes)) != hash {
             problems.push(format!("{}: sha256 does not match {here}", rel(&full)));
-        } else if md5s.get(path).is_some_and(|m| m != &hex::encode(Md5::digest(&bytes))) {
+        } else if md5s
+            .get(path)
+            .is_some_and(|m| m != &hex::encode(Md5::digest(&bytes)))
+        {
             problems.push(format!("{}: md5 does not match {here}", rel(&full)));
         }
         // apt fetches indices by hash, never the per-architecture Release files.
         if by_hash && !path.ends_with("Release") {
-            let copy = full.parent().unwrap_or(dir).join("by-hash/SHA256").join(hash);
+            let copy = full
+                .parent()
+                .unwrap_or(dir)
+                .join("by-hash/SHA256")
+                .join(hash);
             match std::fs::read(&copy) {
                 Ok(b) if b == bytes => {}
                 Ok(_) => problems.push(format!("{}: differs from {}", rel(&copy), rel(&full))),
@@ -232,16 +297,35 @@ fn verify_suite(
 
     // Packages indices: compressed variants agree, and every entry is a real pool file.
     let listed_paths: BTreeSet<&str> = listed.iter().map(|(p, _, _)| p.as_str()).collect();
-    for path in listed_paths.iter().filter(|p| p.ends_with("/Packages") || **p == "Packages") {
+    for path in listed_paths
+        .iter()
+        .filter(|p| p.ends_with("/Packages") || **p == "Packages")
+    {
         let full = dir.join(path);
-        let Ok(plain) = std::fs::read(&full) else { continue };
+        let Ok(plain) = std::fs::read(&full) else {
+            continue;
+        };
         for (ext, decoded) in [
-            ("gz", std::fs::read(dir.join(format!("{path}.gz"))).ok().map(|b| decompress_gz(&b))),
-            ("xz", std::fs::read(dir.join(format!("{path}.xz"))).ok().map(|b| decompress_xz(&b))),
+            (
+                "gz",
+                std::fs::read(dir.join(format!("{path}.gz")))
+                    .ok()
+                    .map(|b| decompress_gz(&b)),
+            ),
+            (
+                "xz",
+                std::fs::read(dir.join(format!("{path}.xz")))
+                    .ok()
+                    .map(|b| decompress_xz(&b)),
+            ),
         ] {
             if let Some(d) = decoded {
                 if d.as_deref() != Some(plain.as_slice()) {
-                    problems.push(format!("{}.{ext}: does not decompress to {}", rel(&full), rel(&full)));
+                    problems.push(format!(
+                        "{}.{ext}: does not decompress to {}",
+                        rel(&full),
+                        rel(&full)
+                    ));
                 }
             }
         }
@@ -251,12 +335,22 @@ fn verify_suite(
             Ok(stanzas) => {
                 for s in stanzas {
                     let name = s.get("Package").unwrap_or("?");
-                    let (Some(file), Some(size), Some(sha)) = (s.get("Filename"), s.get("Size").and_then(|v| v.parse().ok()), s.get("SHA256")) else {
-                        problems.push(format!("{}: package {name} lacks Filename, Size or SHA256", rel(&full)));
+                    let (Some(file), Some(size), Some(sha)) = (
+                        s.get("Filename"),
+                        s.get("Size").and_then(|v| v.parse().ok()),
+                        s.get("SHA256"),
+                    ) else {
+                        problems.push(format!(
+                            "{}: package {name} lacks Filename, Size or SHA256",
+                            rel(&full)
+                        ));
                         continue;
                     };
                     if file.contains("..") || file.starts_with('/') {
-                        problems.push(format!("{}: package {name} has an unsafe Filename", rel(&full)));
+                        problems.push(format!(
+                            "{}: package {name} has an unsafe Filename",
+                            rel(&full)
+                        ));
                         continue;
                     }
                     refs.push((file.to_string(), (size, sha.to_string())));
@@ -269,16 +363,25 @@ fn verify_suite(
 
 fn decompress_gz(b: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(b).read_to_end(&mut out).ok().map(|_| out)
+    flate2::read::GzDecoder::new(b)
+        .read_to_end(&mut out)
+        .ok()
+        .map(|_| out)
 }
 
 fn decompress_xz(b: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
-    xz2::read::XzDecoder::new(b).read_to_end(&mut out).ok().map(|_| out)
+    xz2::read::XzDecoder::new(b)
+        .read_to_end(&mut out)
+        .ok()
+        .map(|_| out)
 }
 
 fn good_signer(sig: &Signature, data: &[u8], keyring: &[SignedPublicKey]) -> Option<String> {
-    if matches!(sig.hash_alg(), Some(HashAlgorithm::Sha1 | HashAlgorithm::Md5) | None) {
+    if matches!(
+        sig.hash_alg(),
+        Some(HashAlgorithm::Sha1 | HashAlgorithm::Md5) | None
+    ) {
         return None;
     }
     for key in keyring {
@@ -309,21 +412,33 @@ fn check_signatures(
         suite.inrelease = true;
         let name = rel(&inrelease_path);
         if !text.starts_with("-----BEGIN PGP SIGNED MESSAGE-----\n") {
-            problems.push(format!("{name}: must start with '-----BEGIN PGP SIGNED MESSAGE-----'"));
+            problems.push(format!(
+                "{name}: must start with '-----BEGIN PGP SIGNED MESSAGE-----'"
+            ));
         }
-        if !text.trim_end_matches('\n').ends_with("-----END PGP SIGNATURE-----") {
+        if !text
+            .trim_end_matches('\n')
+            .ends_with("-----END PGP SIGNATURE-----")
+        {
             problems.push(format!("{name}: has data after the signature"));
         }
         match CleartextSignedMessage::from_string(&text) {
             Err(e) => problems.push(format!("{name}: not a clearsigned message: {e}")),
             Ok((msg, _)) => {
-                let expected = release_text.replace("\r\n", "\n").trim_end_matches('\n').replace('\n', "\r\n");
+                let expected = release_text
+                    .replace("\r\n", "\n")
+                    .trim_end_matches('\n')
+                    .replace('\n', "\r\n");
                 if msg.signed_text().trim_end_matches("\r\n") != expected {
                     problems.push(format!("{name}: its text differs from {here}"));
                 }
                 if let Some(keys) = keyring {
                     let signed = msg.signed_text();
-                    let good: Vec<String> = msg.signatures().iter().filter_map(|s| good_signer(s, signed.as_bytes(), keys)).collect();
+                    let good: Vec<String> = msg
+                        .signatures()
+                        .iter()
+                        .filter_map(|s| good_signer(s, signed.as_bytes(), keys))
+                        .collect();
                     if good.is_empty() {
                         problems.push(format!("{name}: no good signature from the keyring"));
                     }
@@ -337,7 +452,9 @@ fn check_signatures(
         suite.release_gpg = true;
         let name = rel(&gpg_path);
         if !bytes.starts_with(b"-----BEGIN PGP SIGNATURE-----") {
-            problems.push(format!("{name}: must be ASCII-armored (apt rejects binary signatures)"));
+            problems.push(format!(
+                "{name}: must be ASCII-armored (apt rejects binary signatures)"
+            ));
         }
         let parsed = DetachedSignature::from_reader_many(std::io::Cursor::new(&bytes))
             .and_then(|(iter, _)| iter.collect::<Result<Vec<_>, _>>());
@@ -345,7 +462,10 @@ fn check_signatures(
             Err(e) => problems.push(format!("{name}: not a signature: {e}")),
             Ok(sigs) => {
                 if let Some(keys) = keyring {
-                    let good: Vec<String> = sigs.iter().filter_map(|s| good_signer(&s.signature, release_text.as_bytes(), keys)).collect();
+                    let good: Vec<String> = sigs
+                        .iter()
+                        .filter_map(|s| good_signer(&s.signature, release_text.as_bytes(), keys))
+                        .collect();
                     if good.is_empty() {
                         problems.push(format!("{name}: no good signature from the keyring"));
                     }

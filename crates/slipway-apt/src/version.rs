@@ -21,8 +21,13 @@ pub fn validate(v: &str) -> Result<(), String> {
     if !upstream.starts_with(|c: char| c.is_ascii_digit()) {
         return Err(format!("version '{v}' must start with a digit"));
     }
-    if !rest.bytes().all(|b| b.is_ascii_alphanumeric() || b"+.~-:".contains(&b)) {
-        return Err(format!("version '{v}' has characters outside [A-Za-z0-9.+~-:]"));
+    if !rest
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"+.~-:".contains(&b))
+    {
+        return Err(format!(
+            "version '{v}' has characters outside [A-Za-z0-9.+~-:]"
+        ));
     }
     Ok(())
 }
@@ -35,7 +40,9 @@ pub fn without_epoch(v: &str) -> &str {
 pub fn compare(a: &str, b: &str) -> Ordering {
     let (ea, ua, ra) = split(a);
     let (eb, ub, rb) = split(b);
-    ea.cmp(&eb).then_with(|| compare_part(ua, ub)).then_with(|| compare_part(ra, rb))
+    ea.cmp(&eb)
+        .then_with(|| compare_part(ua, ub))
+        .then_with(|| compare_part(ra, rb))
 }
 
 fn split(v: &str) -> (u64, &str, &str) {
@@ -79,8 +86,12 @@ fn compare_part(a: &str, b: &str) -> Ordering {
         // Digit run, compared as a number.
         let da = a.iter().take_while(|c| c.is_ascii_digit()).count();
         let db = b.iter().take_while(|c| c.is_ascii_digit()).count();
-        let na = std::str::from_utf8(&a[..da]).unwrap_or("0").trim_start_matches('0');
-        let nb = std::str::from_utf8(&b[..db]).unwrap_or("0").trim_start_matches('0');
+        let na = std::str::from_utf8(&a[..da])
+            .unwrap_or("0")
+            .trim_start_matches('0');
+        let nb = std::str::from_utf8(&b[..db])
+            .unwrap_or("0")
+            .trim_start_matches('0');
         let ord = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
         if ord != Ordering::Equal {
             return ord;

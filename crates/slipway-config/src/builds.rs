@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use crate::diag::{ConfigErrors, Loc, SourceText, parse_toml};
 use crate::duration::parse_duration;
-use crate::native::{native_action, ActionError, NativeAction};
+use crate::native::{ActionError, NativeAction, native_action};
 use crate::service::is_name;
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);

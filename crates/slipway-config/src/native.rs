@@ -120,7 +120,11 @@ impl With<'_> {
             Some(toml::Value::String(s)) => Ok(Some(vec![s.clone()])),
             Some(toml::Value::Array(items)) => items
                 .iter()
-                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| format!("`with.{k}` must hold strings")))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| format!("`with.{k}` must hold strings"))
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some),
             Some(_) => Err(format!("`with.{k}` must be a string or a list of strings")),
@@ -131,8 +135,15 @@ impl With<'_> {
 fn word(what: &str, v: &str) -> Result<(), String> {
     let ok = !v.is_empty()
         && !v.starts_with('.')
-        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b));
-    if ok { Ok(()) } else { Err(format!("{what} '{v}' must be letters, digits, '-', '_', '.', '+'")) }
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} '{v}' must be letters, digits, '-', '_', '.', '+'"
+        ))
+    }
 }
 
 fn glob(v: &str, what: &str) -> Result<(), String> {
@@ -143,26 +154,49 @@ fn glob(v: &str, what: &str) -> Result<(), String> {
 
 fn publish(w: &With) -> Result<NativeAction, String> {
     w.only(&["bucket", "prefix", "path"])?;
-    let bucket = w.string("bucket")?.ok_or("`uses = \"publish\"` needs `with.bucket`")?;
+    let bucket = w
+        .string("bucket")?
+        .ok_or("`uses = \"publish\"` needs `with.bucket`")?;
     let prefix = w.string("prefix")?.unwrap_or_default();
     check_prefix(&prefix)?;
     let path = w.string("path")?;
     if let Some(p) = &path {
         check_relative(p, "with.path")?;
     }
-    Ok(NativeAction::Publish { bucket, prefix, path })
+    Ok(NativeAction::Publish {
+        bucket,
+        prefix,
+        path,
+    })
 }
 
 fn apt_repo(w: &With) -> Result<AptRepoSpec, String> {
     w.only(&[
-        "origin", "label", "suite", "version", "codenames", "components", "architectures", "description", "valid_for", "debs",
+        "origin",
+        "label",
+        "suite",
+        "version",
+        "codenames",
+        "components",
+        "architectures",
+        "description",
+        "valid_for",
+        "debs",
         "output",
     ])?;
-    let codenames = w.strings("codenames")?.ok_or("`uses = \"apt-repo\"` needs `with.codenames`")?;
-    let components = w.strings("components")?.unwrap_or_else(|| vec!["main".into()]);
-    let architectures = w.strings("architectures")?.ok_or("`uses = \"apt-repo\"` needs `with.architectures`")?;
+    let codenames = w
+        .strings("codenames")?
+        .ok_or("`uses = \"apt-repo\"` needs `with.codenames`")?;
+    let components = w
+        .strings("components")?
+        .unwrap_or_else(|| vec!["main".into()]);
+    let architectures = w
+        .strings("architectures")?
+        .ok_or("`uses = \"apt-repo\"` needs `with.architectures`")?;
     if codenames.is_empty() || components.is_empty() || architectures.is_empty() {
-        return Err("`with.codenames`, `with.components` and `with.architectures` must not be empty".into());
+        return Err(
+            "`with.codenames`, `with.components` and `with.architectures` must not be empty".into(),
+        );
     }
     for c in &codenames {
         word("codename", c)?;
@@ -173,7 +207,9 @@ fn apt_repo(w: &With) -> Result<AptRepoSpec, String> {
     for a in &architectures {
         word("architecture", a)?;
         if a == "all" {
-            return Err("`with.architectures` lists real architectures; 'all' packages go into each".into());
+            return Err(
+                "`with.architectures` lists real architectures; 'all' packages go into each".into(),
+            );
         }
     }
     for k in ["origin", "label", "suite", "version", "description"] {
@@ -181,7 +217,10 @@ fn apt_repo(w: &With) -> Result<AptRepoSpec, String> {
             return Err(format!("`with.{k}` must be one line"));
         }
     }
-    let valid_for = w.string("valid_for")?.map(|v| parse_duration(&v)).transpose()?;
+    let valid_for = w
+        .string("valid_for")?
+        .map(|v| parse_duration(&v))
+        .transpose()?;
     let debs = match w.table.get("debs") {
         None => DebSelection::All("**/*.deb".into()),
         Some(toml::Value::String(g)) => {
@@ -191,9 +230,13 @@ fn apt_repo(w: &With) -> Result<AptRepoSpec, String> {
         Some(toml::Value::Table(t)) => {
             let mut map = BTreeMap::new();
             for (codename, g) in t {
-                let g = g.as_str().ok_or("`with.debs` values must be glob strings")?;
+                let g = g
+                    .as_str()
+                    .ok_or("`with.debs` values must be glob strings")?;
                 if !codenames.contains(codename) {
-                    return Err(format!("`with.debs` names codename '{codename}', which is not in `with.codenames`"));
+                    return Err(format!(
+                        "`with.debs` names codename '{codename}', which is not in `with.codenames`"
+                    ));
                 }
                 glob(g, "with.debs")?;
                 map.insert(codename.clone(), g.to_string());
@@ -230,15 +273,25 @@ fn apt_sign(w: &With) -> Result<AptSignSpec, String> {
     word("with.output", &output)?;
     let digest = w.string("digest")?.unwrap_or_else(|| "sha512".into());
     if digest != "sha256" && digest != "sha512" {
-        return Err(format!("`with.digest` '{digest}' must be sha256 or sha512 (apt rejects SHA-1)"));
+        return Err(format!(
+            "`with.digest` '{digest}' must be sha256 or sha512 (apt rejects SHA-1)"
+        ));
     }
-    Ok(AptSignSpec { keys, input, output, digest })
+    Ok(AptSignSpec {
+        keys,
+        input,
+        output,
+        digest,
+    })
 }
 
 fn check_prefix(prefix: &str) -> Result<(), String> {
     let mut rest = prefix;
     while let Some(start) = rest.find('{') {
-        let end = rest[start..].find('}').ok_or("unclosed '{' in `with.prefix`")? + start;
+        let end = rest[start..]
+            .find('}')
+            .ok_or("unclosed '{' in `with.prefix`")?
+            + start;
         let var = &rest[start + 1..end];
         if !["milestone", "channel", "project", "job"].contains(&var) {
             return Err(format!(

@@ -55,14 +55,20 @@ pub fn validate(config: &Config, builds: &Builds) -> Result<(), ConfigErrors> {
             if b.secrets.is_empty() {
                 errors.push(ConfigError {
                     loc: b.loc.clone(),
-                    message: format!("build '{}' (apt-sign) needs its signing key in `secrets`", b.name),
+                    message: format!(
+                        "build '{}' (apt-sign) needs its signing key in `secrets`",
+                        b.name
+                    ),
                 });
             }
             for key in &spec.keys {
                 if !b.secrets.iter().any(|(s, _)| s == key) {
                     errors.push(ConfigError {
                         loc: b.with_loc.clone(),
-                        message: format!("build '{}' signs with '{key}', which is not in its `secrets`", b.name),
+                        message: format!(
+                            "build '{}' signs with '{key}', which is not in its `secrets`",
+                            b.name
+                        ),
                     });
                 }
             }

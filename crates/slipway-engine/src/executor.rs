@@ -386,7 +386,11 @@ async fn build_in_workspace(
         let cas = ctx.store.cas().clone();
         let mut specs = b.artifacts.clone();
         if let Some(output) = b.action.as_ref().and_then(native::output_dir) {
-            specs.push(ArtifactSpec { glob: format!("{output}/**"), strip_prefix: None, loc: b.loc.clone() });
+            specs.push(ArtifactSpec {
+                glob: format!("{output}/**"),
+                strip_prefix: None,
+                loc: b.loc.clone(),
+            });
         }
         let (work, allow_empty) = (ws.work.clone(), b.allow_empty);
         let rows = tokio::task::spawn_blocking(move || {

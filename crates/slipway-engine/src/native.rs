@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 
 use globset::GlobBuilder;
 use slipway_apt::keys;
-use slipway_apt::sign::{sign_repo, Digest};
-use slipway_apt::{build_repo, verify_repo, BuildOptions, Distribution, Input};
+use slipway_apt::sign::{Digest, sign_repo};
+use slipway_apt::{BuildOptions, Distribution, Input, build_repo, verify_repo};
 use slipway_config::{AptRepoSpec, AptSignSpec, DebSelection, NativeAction};
-use slipway_publish::{publish_tree, Bucket};
+use slipway_publish::{Bucket, publish_tree};
 
-use crate::executor::{fail, BuildResult, Ctx};
+use crate::executor::{BuildResult, Ctx, fail};
 use crate::logs::BuildLog;
-use crate::workspace::{copy_tree, Workspace};
+use crate::workspace::{Workspace, copy_tree};
 
 /// The folder a native build writes (collected as its artifacts).
 pub(crate) fn output_dir(action: &NativeAction) -> Option<&str> {
@@ -23,15 +23,26 @@ pub(crate) fn output_dir(action: &NativeAction) -> Option<&str> {
     }
 }
 
-pub(crate) async fn run(ctx: &Ctx, action: &NativeAction, ws: &Workspace, log: &BuildLog) -> BuildResult {
+pub(crate) async fn run(
+    ctx: &Ctx,
+    action: &NativeAction,
+    ws: &Workspace,
+    log: &BuildLog,
+) -> BuildResult {
     match action {
-        NativeAction::Publish { bucket, prefix, path } => publish(ctx, bucket, prefix, path.as_deref(), ws, log).await,
+        NativeAction::Publish {
+            bucket,
+            prefix,
+            path,
+        } => publish(ctx, bucket, prefix, path.as_deref(), ws, log).await,
         NativeAction::AptRepo(spec) => apt_repo(ctx, spec, ws, log).await,
         NativeAction::AptSign(spec) => apt_sign(ctx, spec, ws, log).await,
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, (slipway_store::BuildStatus, String)> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, (slipway_store::BuildStatus, String)> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| fail(format!("stopped: {e}")))?
@@ -48,7 +59,12 @@ fn matching(root: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
         let entry = entry.map_err(|e| format!("cannot read inputs: {e}"))?;
-        if entry.file_type().is_file() && entry.path().strip_prefix(root).is_ok_and(|rel| m.is_match(rel)) {
+        if entry.file_type().is_file()
+            && entry
+                .path()
+                .strip_prefix(root)
+                .is_ok_and(|rel| m.is_match(rel))
+        {
             out.push(entry.path().to_path_buf());
         }
     }
@@ -59,13 +75,21 @@ async fn apt_repo(ctx: &Ctx, spec: &AptRepoSpec, ws: &Workspace, log: &BuildLog)
     let component = spec.components[0].clone();
     let mut inputs = Vec::new();
     let selections: Vec<(String, String)> = match &spec.debs {
-        DebSelection::All(g) => spec.codenames.iter().map(|c| (c.clone(), g.clone())).collect(),
+        DebSelection::All(g) => spec
+            .codenames
+            .iter()
+            .map(|c| (c.clone(), g.clone()))
+            .collect(),
         DebSelection::PerCodename(map) => map.iter().map(|(c, g)| (c.clone(), g.clone())).collect(),
     };
     for (codename, pattern) in &selections {
         let files = matching(&ws.inputs, pattern).map_err(fail)?;
         log.info(&format!("{codename}: {} .debs from {pattern}", files.len()));
-        inputs.extend(files.into_iter().map(|path| Input { codename: codename.clone(), component: component.clone(), path }));
+        inputs.extend(files.into_iter().map(|path| Input {
+            codename: codename.clone(),
+            component: component.clone(),
+            path,
+        }));
     }
     if inputs.is_empty() {
         log.info("no .deb matched: every suite is written empty");
@@ -81,13 +105,15 @@ async fn apt_repo(ctx: &Ctx, spec: &AptRepoSpec, ws: &Workspace, log: &BuildLog)
         description: spec.description.clone(),
         valid_for: spec.valid_for,
     };
-    let cache = ctx
-        .store
-        .data_dir()
-        .join("cache/apt")
-        .join(format!("{}-{}-{}.json", ctx.plan.project, ctx.plan.milestone, spec.output));
+    let cache = ctx.store.data_dir().join("cache/apt").join(format!(
+        "{}-{}-{}.json",
+        ctx.plan.project, ctx.plan.milestone, spec.output
+    ));
     let out = ws.work.join(&spec.output);
-    let opts = BuildOptions { date: ctx.commit_time, cache: Some(cache) };
+    let opts = BuildOptions {
+        date: ctx.commit_time,
+        cache: Some(cache),
+    };
     let report = blocking(move || {
         let report = build_repo(&dist, &inputs, &out, &opts).map_err(|e| e.to_string())?;
         verify_repo(&out, None, chrono::Utc::now().timestamp()).map_err(|e| e.to_string())?;
@@ -105,10 +131,18 @@ async fn apt_repo(ctx: &Ctx, spec: &AptRepoSpec, ws: &Workspace, log: &BuildLog)
 fn find_repo(inputs: &Path, input: Option<&str>) -> Result<PathBuf, String> {
     if let Some(i) = input {
         let p = inputs.join(i);
-        return if p.join("dists").is_dir() { Ok(p) } else { Err(format!("input '{i}' has no dists/ folder")) };
+        return if p.join("dists").is_dir() {
+            Ok(p)
+        } else {
+            Err(format!("input '{i}' has no dists/ folder"))
+        };
     }
     let mut found = Vec::new();
-    for entry in walkdir::WalkDir::new(inputs).max_depth(3).into_iter().filter_map(|e| e.ok()) {
+    for entry in walkdir::WalkDir::new(inputs)
+        .max_depth(3)
+        .into_iter()
+        .filter_map(|e| e.ok())
+    {
         if entry.file_type().is_dir() && entry.file_name() == "dists" {
             if let Some(parent) = entry.path().parent() {
                 found.push(parent.to_path_buf());
@@ -127,14 +161,24 @@ async fn apt_sign(ctx: &Ctx, spec: &AptSignSpec, ws: &Workspace, log: &BuildLog)
         .plan
         .builds
         .iter()
-        .find(|b| b.build.action.as_ref().is_some_and(|a| matches!(a, NativeAction::AptSign(s) if s == spec)))
+        .find(|b| {
+            b.build
+                .action
+                .as_ref()
+                .is_some_and(|a| matches!(a, NativeAction::AptSign(s) if s == spec))
+        })
         .map(|b| b.build.secrets.iter().map(|(n, _)| n.clone()).collect())
         .unwrap_or_default();
-    let names = if spec.keys.is_empty() { build_secrets } else { spec.keys.clone() };
+    let names = if spec.keys.is_empty() {
+        build_secrets
+    } else {
+        spec.keys.clone()
+    };
     let mut secret_keys = Vec::new();
     for name in &names {
         let bytes = crate::secrets::read(&ctx.config, name, log).map_err(fail)?;
-        let loaded = keys::load_secret_keys(&bytes, &format!("secret '{name}'")).map_err(|e| fail(e.to_string()))?;
+        let loaded = keys::load_secret_keys(&bytes, &format!("secret '{name}'"))
+            .map_err(|e| fail(e.to_string()))?;
         secret_keys.extend(loaded);
     }
     if secret_keys.is_empty() {
@@ -145,26 +189,42 @@ async fn apt_sign(ctx: &Ctx, spec: &AptSignSpec, ws: &Workspace, log: &BuildLog)
     }
     let src = find_repo(&ws.inputs, spec.input.as_deref()).map_err(fail)?;
     let out = ws.work.join(&spec.output);
-    let digest = if spec.digest == "sha256" { Digest::Sha256 } else { Digest::Sha512 };
+    let digest = if spec.digest == "sha256" {
+        Digest::Sha256
+    } else {
+        Digest::Sha512
+    };
     let signed = blocking(move || {
         copy_tree(&src, &out).map_err(|e| e.to_string())?;
         let signed = sign_repo(&out, &secret_keys, digest).map_err(|e| e.to_string())?;
         let public: Vec<_> = secret_keys.iter().map(|k| k.to_public_key()).collect();
-        verify_repo(&out, Some(&public), chrono::Utc::now().timestamp()).map_err(|e| e.to_string())?;
+        verify_repo(&out, Some(&public), chrono::Utc::now().timestamp())
+            .map_err(|e| e.to_string())?;
         Ok(signed.len())
     })
     .await?;
-    log.info(&format!("signed {signed} suites into {} (InRelease, Release.gpg); verified", spec.output));
+    log.info(&format!(
+        "signed {signed} suites into {} (InRelease, Release.gpg); verified",
+        spec.output
+    ));
     Ok(())
 }
 
-async fn publish(ctx: &Ctx, bucket: &str, prefix: &str, path: Option<&str>, ws: &Workspace, log: &BuildLog) -> BuildResult {
+async fn publish(
+    ctx: &Ctx,
+    bucket: &str,
+    prefix: &str,
+    path: Option<&str>,
+    ws: &Workspace,
+    log: &BuildLog,
+) -> BuildResult {
     let spec = ctx
         .config
         .buckets
         .get(bucket)
         .ok_or_else(|| fail(format!("bucket '{bucket}' is not defined")))?;
-    let target = Bucket::from_url(&spec.url, &ctx.config.base_dir).map_err(|e| fail(e.to_string()))?;
+    let target =
+        Bucket::from_url(&spec.url, &ctx.config.base_dir).map_err(|e| fail(e.to_string()))?;
     let plan = &ctx.plan;
     let prefix = prefix
         .replace("{milestone}", &plan.milestone.to_string())
@@ -175,11 +235,16 @@ async fn publish(ctx: &Ctx, bucket: &str, prefix: &str, path: Option<&str>, ws: 
         Some(p) => ws.inputs.join(p),
         None => ws.inputs.clone(),
     };
-    log.info(&format!("publishing {} to {}/{prefix}", src.display(), spec.url));
+    log.info(&format!(
+        "publishing {} to {}/{prefix}",
+        src.display(),
+        spec.url
+    ));
     let report = blocking(move || {
         // An apt repository is checked whole before any of it reaches the bucket.
         if src.join("dists").is_dir() {
-            verify_repo(&src, None, chrono::Utc::now().timestamp()).map_err(|e| format!("refusing to publish: {e}"))?;
+            verify_repo(&src, None, chrono::Utc::now().timestamp())
+                .map_err(|e| format!("refusing to publish: {e}"))?;
         }
         publish_tree(&src, &target, &prefix).map_err(|e| e.to_string())
     })

@@ -89,7 +89,13 @@ pub(crate) fn read(config: &Config, name: &str, log: &BuildLog) -> Result<Vec<u8
     let value = match &secret.source {
         SecretSource::File(path) => {
             let path = config.resolve(&path.to_string_lossy());
-            fs::read(&path).map_err(|e| format!("secret '{name}': cannot read {}: {}", path.display(), e.kind()))?
+            fs::read(&path).map_err(|e| {
+                format!(
+                    "secret '{name}': cannot read {}: {}",
+                    path.display(),
+                    e.kind()
+                )
+            })?
         }
         SecretSource::Env(var) => std::env::var_os(var)
             .map(|v| v.into_encoded_bytes())

@@ -55,11 +55,18 @@ impl Workspace {
             for a in store.artifacts(run_id, need).await? {
                 let dest = dir.join(&a.path);
                 let linked = link && {
-                    let src = store.cas().object_path(&a.sha256).map_err(|e| EngineError::Store(e.into()))?;
-                    dest.parent().is_some_and(|p| fs::create_dir_all(p).is_ok()) && fs::hard_link(&src, &dest).is_ok()
+                    let src = store
+                        .cas()
+                        .object_path(&a.sha256)
+                        .map_err(|e| EngineError::Store(e.into()))?;
+                    dest.parent().is_some_and(|p| fs::create_dir_all(p).is_ok())
+                        && fs::hard_link(&src, &dest).is_ok()
                 };
                 if !linked {
-                    store.cas().export(&a.sha256, &dest).map_err(|e| EngineError::Store(e.into()))?;
+                    store
+                        .cas()
+                        .export(&a.sha256, &dest)
+                        .map_err(|e| EngineError::Store(e.into()))?;
                 }
                 count += 1;
             }

@@ -111,7 +111,11 @@ fn generate_key(var: &Path, keyring_in_repo: &Path) -> Result<()> {
     let secrets = var.join("secrets");
     fs::create_dir_all(&secrets)?;
     fs::set_permissions(&secrets, fs::Permissions::from_mode(0o700))?;
-    fs::rename(keys_dir.join("signing-key.asc"), secrets.join("apt-signing.asc")).context("cannot move the secret key")?;
+    fs::rename(
+        keys_dir.join("signing-key.asc"),
+        secrets.join("apt-signing.asc"),
+    )
+    .context("cannot move the secret key")?;
     fs::rename(keys_dir.join("keyring.gpg"), keys_dir.join("cros-apt.gpg"))?;
     fs::rename(keys_dir.join("keyring.asc"), keys_dir.join("cros-apt.asc"))?;
     let public = fs::read(keys_dir.join("cros-apt.gpg"))?;

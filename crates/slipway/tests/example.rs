@@ -38,62 +38,6 @@ fn artifact_paths(b: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-/// `apt-get update` + `apt-get download` with apt's own signature checks, in a private apt
-/// root; nothing is installed on the host.
-fn apt_download(
-    repo_url: &str,
-    source_opts: &str,
-    packages: &[&str],
-    into: &Path,
-) -> std::process::Output {
-    let root = tempfile::tempdir().unwrap();
-    let r = root.path();
-    for d in [
-        "etc/apt/sources.list.d",
-        "etc/apt/preferences.d",
-        "etc/apt/trusted.gpg.d",
-        "state/lists/partial",
-        "cache/archives/partial",
-    ] {
-        std::fs::create_dir_all(r.join(d)).unwrap();
-    }
-    std::fs::write(
-        r.join("etc/apt/sources.list"),
-        format!("deb [{source_opts}] {repo_url} bookworm main\n"),
-    )
-    .unwrap();
-    let opts = [
-        format!("Dir::Etc={}", r.join("etc/apt").display()),
-        format!("Dir::State={}", r.join("state").display()),
-        format!("Dir::Cache={}", r.join("cache").display()),
-        "Dir::State::status=/dev/null".into(),
-        "Debug::NoLocking=1".into(),
-        "APT::Sandbox::User=root".into(),
-        "APT::Architecture=amd64".into(),
-        "APT::Get::List-Cleanup=0".into(),
-    ];
-    let with_opts = |c: &mut Command| {
-        for o in &opts {
-            c.arg("-o").arg(o);
-        }
-    };
-    let mut update = Command::new("apt-get");
-    with_opts(&mut update);
-    let out = update.arg("update").output().expect("apt-get");
-    let text = format!("{}{}", stdout(&out), stderr(&out));
-    if !out.status.success() || text.contains("W: ") || text.contains("E: ") {
-        return out;
-    }
-    let mut download = Command::new("apt-get");
-    with_opts(&mut download);
-    download
-        .current_dir(into)
-        .arg("download")
-        .args(packages)
-        .output()
-        .expect("apt-get")
-}
-
 #[test]
 fn example_continuous_and_presubmit_flows() {
     let dir = init();

@@ -1,17 +1,20 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use slipway_apt::keys::{self, KeyKind};
 use slipway_apt::sign::{self, Digest};
-use slipway_apt::{build_repo, verify_repo, BuildOptions, Distribution, Input};
+use slipway_apt::{BuildOptions, Distribution, Input, build_repo, verify_repo};
 
 use crate::cli::{AptCommand, KeyCommand};
 
 /// `SOURCE_DATE_EPOCH` if set (reproducible builds), else now.
 pub fn source_date_epoch() -> Result<i64> {
     match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) => v.trim().parse().with_context(|| format!("SOURCE_DATE_EPOCH '{v}' is not a number of seconds")),
+        Ok(v) => v
+            .trim()
+            .parse()
+            .with_context(|| format!("SOURCE_DATE_EPOCH '{v}' is not a number of seconds")),
         Err(_) => Ok(chrono::Utc::now().timestamp()),
     }
 }
@@ -24,7 +27,10 @@ pub fn key(command: KeyCommand) -> Result<ExitCode> {
     let KeyCommand::Generate { out, uid, kind } = command;
     let kind: KeyKind = kind.parse().map_err(anyhow::Error::msg)?;
     if out.join("signing-key.asc").exists() {
-        bail!("{} already holds signing-key.asc; refusing to overwrite a key", out.display());
+        bail!(
+            "{} already holds signing-key.asc; refusing to overwrite a key",
+            out.display()
+        );
     }
     let key = keys::generate(&uid, kind)?;
     keys::write_key_files(&out, &key)?;
@@ -71,7 +77,9 @@ fn walkdir_files(dir: &Path) -> Result<Vec<PathBuf>> {
 fn default_cache(data_dir: &Path, out: &Path) -> Result<PathBuf> {
     let abs = std::path::absolute(out)?;
     let digest = sha_hex(abs.to_string_lossy().as_bytes());
-    Ok(data_dir.join("cache/apt").join(format!("{}.json", &digest[..16])))
+    Ok(data_dir
+        .join("cache/apt")
+        .join(format!("{}.json", &digest[..16])))
 }
 
 fn sha_hex(b: &[u8]) -> String {
@@ -113,14 +121,26 @@ pub fn apt(data_dir: &Path, command: AptCommand) -> Result<ExitCode> {
             let inputs: Vec<Input> = codenames
                 .iter()
                 .flat_map(|c| {
-                    files.iter().map(|p| Input { codename: c.clone(), component: component.clone(), path: p.clone() })
+                    files.iter().map(|p| Input {
+                        codename: c.clone(),
+                        component: component.clone(),
+                        path: p.clone(),
+                    })
                 })
                 .collect();
             let cache = match cache {
                 Some(c) => c,
                 None => default_cache(data_dir, &out)?,
             };
-            let report = build_repo(&dist, &inputs, &out, &BuildOptions { date: source_date_epoch()?, cache: Some(cache) })?;
+            let report = build_repo(
+                &dist,
+                &inputs,
+                &out,
+                &BuildOptions {
+                    date: source_date_epoch()?,
+                    cache: Some(cache),
+                },
+            )?;
             eprintln!(
                 "wrote {}: {} packages, {} pool files ({} .debs read, {} unchanged)",
                 out.display(),
@@ -131,7 +151,11 @@ pub fn apt(data_dir: &Path, command: AptCommand) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        AptCommand::Sign { repo, keys: key_files, digest } => {
+        AptCommand::Sign {
+            repo,
+            keys: key_files,
+            digest,
+        } => {
             let digest = match digest.as_str() {
                 "sha256" => Digest::Sha256,
                 "sha512" => Digest::Sha512,
@@ -139,19 +163,30 @@ pub fn apt(data_dir: &Path, command: AptCommand) -> Result<ExitCode> {
             };
             let mut secret = Vec::new();
             for f in &key_files {
-                let bytes = std::fs::read(f).with_context(|| format!("cannot read key {}", f.display()))?;
+                let bytes =
+                    std::fs::read(f).with_context(|| format!("cannot read key {}", f.display()))?;
                 secret.extend(keys::load_secret_keys(&bytes, &f.display().to_string())?);
             }
             let signed = sign::sign_repo(&repo, &secret, digest)?;
             let public: Vec<_> = secret.iter().map(|k| k.to_public_key()).collect();
             let report = verify_repo(&repo, Some(&public), now())?;
-            eprintln!("signed {} suites of {}; verified {} indices", signed.len(), repo.display(), report.indices);
+            eprintln!(
+                "signed {} suites of {}; verified {} indices",
+                signed.len(),
+                repo.display(),
+                report.indices
+            );
             Ok(ExitCode::SUCCESS)
         }
-        AptCommand::Verify { repo, keyring, json } => {
+        AptCommand::Verify {
+            repo,
+            keyring,
+            json,
+        } => {
             let keys = match &keyring {
                 Some(k) => {
-                    let bytes = std::fs::read(k).with_context(|| format!("cannot read keyring {}", k.display()))?;
+                    let bytes = std::fs::read(k)
+                        .with_context(|| format!("cannot read keyring {}", k.display()))?;
                     Some(keys::load_public_keys(&bytes, &k.display().to_string())?)
                 }
                 None => None,
@@ -161,10 +196,17 @@ pub fn apt(data_dir: &Path, command: AptCommand) -> Result<ExitCode> {
                 super::print_json(&report)?;
             } else {
                 for s in &report.suites {
-                    let by = if s.signed_by.is_empty() { "unsigned or not checked".to_string() } else { format!("signed by {}", s.signed_by.join(", ")) };
+                    let by = if s.signed_by.is_empty() {
+                        "unsigned or not checked".to_string()
+                    } else {
+                        format!("signed by {}", s.signed_by.join(", "))
+                    };
                     println!("{}: {by}", s.codename);
                 }
-                println!("ok: {} indices, {} packages, {} pool files", report.indices, report.packages, report.pool_files);
+                println!(
+                    "ok: {} indices, {} packages, {} pool files",
+                    report.indices, report.packages, report.pool_files
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

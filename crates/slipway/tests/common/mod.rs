@@ -136,3 +136,71 @@ pub fn read_pid(path: &Path) -> i32 {
         .parse()
         .unwrap()
 }
+
+/// `apt-get update` + `apt-get download` with apt's own signature checks, in a private apt
+/// root; nothing is installed on the host.
+pub fn apt_download(
+    repo_url: &str,
+    source_opts: &str,
+    packages: &[&str],
+    into: &Path,
+) -> std::process::Output {
+    apt_download_suite(repo_url, source_opts, "bookworm", packages, into)
+}
+
+/// As `apt_download` for another suite; with no packages, only `apt-get update` runs.
+pub fn apt_download_suite(
+    repo_url: &str,
+    source_opts: &str,
+    suite: &str,
+    packages: &[&str],
+    into: &Path,
+) -> std::process::Output {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    for d in [
+        "etc/apt/sources.list.d",
+        "etc/apt/preferences.d",
+        "etc/apt/trusted.gpg.d",
+        "state/lists/partial",
+        "cache/archives/partial",
+    ] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    std::fs::write(
+        r.join("etc/apt/sources.list"),
+        format!("deb [{source_opts}] {repo_url} {suite} main\n"),
+    )
+    .unwrap();
+    let opts = [
+        format!("Dir::Etc={}", r.join("etc/apt").display()),
+        format!("Dir::State={}", r.join("state").display()),
+        format!("Dir::Cache={}", r.join("cache").display()),
+        "Dir::State::status=/dev/null".into(),
+        "Debug::NoLocking=1".into(),
+        "APT::Sandbox::User=root".into(),
+        "APT::Architecture=amd64".into(),
+        "APT::Get::List-Cleanup=0".into(),
+    ];
+    let with_opts = |c: &mut Command| {
+        for o in &opts {
+            c.arg("-o").arg(o);
+        }
+    };
+    let mut update = Command::new("apt-get");
+    with_opts(&mut update);
+    let out = update.arg("update").output().expect("apt-get");
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    if !out.status.success() || text.contains("W: ") || text.contains("E: ") || packages.is_empty()
+    {
+        return out;
+    }
+    let mut download = Command::new("apt-get");
+    with_opts(&mut download);
+    download
+        .current_dir(into)
+        .arg("download")
+        .args(packages)
+        .output()
+        .expect("apt-get")
+}
