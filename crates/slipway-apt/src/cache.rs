@@ -67,6 +67,19 @@ impl DebCache {
             .collect()
     }
 
+    /// What the cache knows of `path`, if the file is unchanged since it was recorded.
+    pub fn lookup(&self, path: &Path) -> Option<DebInfo> {
+        let id = identity(path)?;
+        self.entries.lock().ok()?.get(&id).cloned()
+    }
+
+    /// Records `info` for the file now at `path` (e.g. a pool copy of an input).
+    pub fn remember(&self, path: &Path, info: &DebInfo) {
+        if let (Some(id), Ok(mut e)) = (identity(path), self.entries.lock()) {
+            e.insert(id, info.clone());
+        }
+    }
+
     /// Writes the cache back, keeping only entries for `live` files so it cannot grow forever.
     pub fn save(&self, live: &[PathBuf]) {
         let Some(path) = &self.path else { return };

@@ -182,14 +182,21 @@ pub fn build_repo(
             .insert(pool_path);
     }
 
-    let staging = fsutil::staging_dir(out)?;
-    let result = write_tree(dist, &pool, &suites, &staging, opts.date);
-    if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(e);
+    let pool_paths: Vec<PathBuf> = pool.keys().map(|rel| out.join(rel)).collect();
+    if out.join("dists").is_dir() {
+        update_in_place(dist, &pool, &suites, out, opts.date, &cache)?;
+    } else {
+        let staging = fsutil::staging_dir(out)?;
+        let result = place_pool(&pool, &staging, &cache).and_then(|_| write_dists(dist, &pool, &suites, &staging, opts.date));
+        if let Err(e) = result {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+        fsutil::replace_dir(&staging, out)?;
     }
-    fsutil::replace_dir(&staging, out)?;
-    cache.save(&paths);
+    let mut live = paths.clone();
+    live.extend(pool_paths);
+    cache.save(&live);
     let cached = cache.hits.load(std::sync::atomic::Ordering::Relaxed);
     Ok(BuildReport {
         packages: suites.values().map(|s| s.len()).sum(),
@@ -209,16 +216,89 @@ pub fn pool_prefix(source: &str) -> &str {
     source.get(..n).unwrap_or(source)
 }
 
-fn write_tree(
+/// An existing repository: new pool files are added first (old indices do not name them), then
+/// `dists/` is swapped whole, then pool files no index names any more are removed. Readers see
+/// the old repository or the new one; a failure removes what it added.
+fn update_in_place(
+    dist: &Distribution,
+    pool: &BTreeMap<String, (&PathBuf, &DebInfo)>,
+    suites: &BTreeMap<(String, String), BTreeSet<String>>,
+    out: &Path,
+    date: i64,
+    cache: &DebCache,
+) -> Result<(), AptError> {
+    let added = place_pool(pool, out, cache)?;
+    let staging = fsutil::staging_dir(out)?;
+    let result = write_dists(dist, pool, suites, &staging, date)
+        .and_then(|_| fsutil::replace_dir(&staging.join("dists"), &out.join("dists")));
+    let _ = std::fs::remove_dir_all(&staging);
+    if let Err(e) = result {
+        for p in added {
+            let _ = std::fs::remove_file(p);
+        }
+        return Err(e);
+    }
+    prune_pool(out, pool)
+}
+
+/// Puts every pool file under `root`; returns the files it created. A file already there with
+/// the same content (known through the cache, or the very same inode) is kept.
+fn place_pool(pool: &BTreeMap<String, (&PathBuf, &DebInfo)>, root: &Path, cache: &DebCache) -> Result<Vec<PathBuf>, AptError> {
+    let placed: Vec<Option<PathBuf>> = pool
+        .par_iter()
+        .map(|(rel, (src, info))| {
+            let dest = root.join(rel);
+            if let Ok(meta) = std::fs::metadata(&dest) {
+                let same_inode = std::fs::metadata(src).is_ok_and(|m| {
+                    use std::os::unix::fs::MetadataExt;
+                    m.ino() == meta.ino() && m.dev() == meta.dev()
+                });
+                if same_inode || cache.lookup(&dest).is_some_and(|c| c.sha256 == info.sha256) {
+                    return Ok(None);
+                }
+                // Same name, other bytes: replace atomically (apt clients holding the old index
+                // will see a hash mismatch for this one file until they update).
+                tracing::warn!(path = %rel, "pool file changes content under the same name");
+                let tmp = dest.with_extension("deb.slipway-new");
+                fsutil::link_or_copy(src, &tmp)?;
+                std::fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
+                cache.remember(&dest, info);
+                return Ok(None);
+            }
+            fsutil::link_or_copy(src, &dest)?;
+            cache.remember(&dest, info);
+            Ok(Some(dest))
+        })
+        .collect::<Result<_, AptError>>()?;
+    Ok(placed.into_iter().flatten().collect())
+}
+
+/// Removes pool files that are not part of the new repository, and folders left empty.
+fn prune_pool(out: &Path, pool: &BTreeMap<String, (&PathBuf, &DebInfo)>) -> Result<(), AptError> {
+    let root = out.join("pool");
+    if !root.is_dir() {
+        return Ok(());
+    }
+    for entry in walkdir::WalkDir::new(&root).contents_first(true).into_iter().filter_map(|e| e.ok()) {
+        let rel = entry.path().strip_prefix(out).unwrap_or(entry.path()).to_string_lossy().into_owned();
+        if entry.file_type().is_dir() {
+            // Fails (harmlessly) unless empty.
+            let _ = std::fs::remove_dir(entry.path());
+        } else if !pool.contains_key(&rel) {
+            std::fs::remove_file(entry.path()).map_err(io_err(entry.path()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `root/dists/...`: every index, per-arch Release, by-hash copies, top-level Release.
+fn write_dists(
     dist: &Distribution,
     pool: &BTreeMap<String, (&PathBuf, &DebInfo)>,
     suites: &BTreeMap<(String, String), BTreeSet<String>>,
     root: &Path,
     date: i64,
 ) -> Result<(), AptError> {
-    pool.par_iter()
-        .try_for_each(|(rel, (src, _))| fsutil::link_or_copy(src, &root.join(rel)))?;
-
     // Every (codename, component, arch) index, built in parallel; identical contents are
     // compressed once.
     let mut jobs = Vec::new();

@@ -179,6 +179,17 @@ pub enum ExampleCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
+    /// apt repository building: Slipway cold and incremental against apt-ftparchive,
+    /// dpkg-scanpackages, reprepro and the sha256sum floor, on the same generated .debs.
+    Apt {
+        #[arg(long, default_value_t = 2000)]
+        debs: usize,
+        /// Smallest and largest .deb (sizes are spread log-uniformly between them).
+        #[arg(long, default_value_t = 10 * 1024)]
+        min_size: u64,
+        #[arg(long, default_value_t = 5 * 1024 * 1024)]
+        max_size: u64,
+    },
     /// Scheduler overhead: a DAG of no-op builds against spawning the same processes directly.
     Plan {
         #[arg(long, default_value_t = 1000)]

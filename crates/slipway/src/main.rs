@@ -1,6 +1,7 @@
 //! `slipway`: the command line, thin over the libraries.
 
 mod bench;
+mod bench_apt;
 mod cli;
 mod cmd;
 mod context;

@@ -63,6 +63,9 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Bench {
             command: BenchCommand::Plan { builds, jobs },
         } => crate::bench::plan(builds, jobs).await,
+        Command::Bench {
+            command: BenchCommand::Apt { debs, min_size, max_size },
+        } => crate::bench_apt::run(debs, min_size, max_size),
     }
 }
 

@@ -1,0 +1,176 @@
+//! `slipway bench apt`: Slipway's apt repository builder, cold and incremental, side by side
+//! with apt-ftparchive, dpkg-scanpackages and reprepro on the same generated .debs, with
+//! `sha256sum` over the same bytes as the floor. Tools that are not installed are reported as such.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use slipway_apt::testdeb::make_deb;
+use slipway_apt::{build_repo, BuildOptions, Distribution, Input};
+
+/// Deterministic pseudo-random bytes (xorshift64*): incompressible payloads without a seed file.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self.next().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+    /// Log-uniform in [lo, hi]: many small packages, a few large ones, as in real archives.
+    fn size(&mut self, lo: u64, hi: u64) -> u64 {
+        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        ((lo as f64).ln() + u * ((hi as f64).ln() - (lo as f64).ln())).exp() as u64
+    }
+}
+
+fn write_corpus(dir: &Path, prefix: &str, n: usize, lo: u64, hi: u64) -> Result<(Vec<PathBuf>, u64)> {
+    std::fs::create_dir_all(dir)?;
+    let mut rng = Rng(0x5151_7a7a_0123_4567);
+    let mut files = Vec::with_capacity(n);
+    let mut total = 0;
+    for i in 0..n {
+        let size = rng.size(lo, hi);
+        let mut payload = vec![0u8; size as usize];
+        rng.fill(&mut payload);
+        let name = format!("{prefix}{i:05}");
+        let control = format!(
+            "Package: {name}\nVersion: 1.{i}-1\nArchitecture: all\nMaintainer: Bench <bench@example.org>\nSection: misc\nPriority: optional\nDescription: benchmark package {i}\n Generated payload of {size} bytes.\n"
+        );
+        let path = dir.join(format!("{name}_1.{i}-1_all.deb"));
+        let bytes = make_deb(&control, "gz", &payload);
+        total += bytes.len() as u64;
+        std::fs::write(&path, bytes)?;
+        files.push(path);
+    }
+    Ok((files, total))
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh").args(["-c", &format!("command -v {tool}")]).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+fn timed(cmd: &mut Command) -> Result<Duration> {
+    let start = Instant::now();
+    let out = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).output().with_context(|| format!("{cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{:?} failed: {}", cmd.get_program(), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(start.elapsed())
+}
+
+pub fn run(n: usize, lo: u64, hi: u64) -> Result<ExitCode> {
+    if n == 0 || lo == 0 || hi < lo {
+        bail!("need --debs >= 1 and 0 < --min-size <= --max-size");
+    }
+    let tmp = tempfile::Builder::new().prefix("slipway-bench-apt").tempdir()?;
+    let dir = tmp.path();
+    eprintln!("generating {n} .debs ...");
+    let (mut files, total) = write_corpus(&dir.join("debs"), "bench-pkg", n, lo, hi)?;
+    let dist = Distribution {
+        origin: Some("Bench".into()),
+        label: Some("bench".into()),
+        suite: Some("stable".into()),
+        version: None,
+        codenames: vec!["bookworm".into()],
+        components: vec!["main".into()],
+        architectures: vec!["amd64".into()],
+        description: None,
+        valid_for: None,
+    };
+    let inputs = |files: &[PathBuf]| -> Vec<Input> {
+        files.iter().map(|p| Input { codename: "bookworm".into(), component: "main".into(), path: p.clone() }).collect()
+    };
+    let opts = BuildOptions { date: 1_700_000_000, cache: Some(dir.join("cache.json")) };
+    let mut rows: Vec<(&str, Option<Duration>, String)> = Vec::new();
+
+    // The floor: hashing the same bytes once, single process.
+    let floor = timed(Command::new("sha256sum").args(&files))?;
+    rows.push(("sha256sum (floor)", Some(floor), String::new()));
+
+    let start = Instant::now();
+    let cold_report = build_repo(&dist, &inputs(&files), &dir.join("repo"), &opts)?;
+    let cold = start.elapsed();
+    rows.push(("slipway apt build (cold)", Some(cold), format!("{} packages", cold_report.packages)));
+
+    let (extra, _) = write_corpus(&dir.join("debs-extra"), "bench-extra", 1, lo, lo * 2)?;
+    let moved = dir.join("debs").join("bench-extra00000_1.0-1_all.deb");
+    std::fs::rename(&extra[0], &moved)?;
+    files.push(moved);
+    let start = Instant::now();
+    let inc_report = build_repo(&dist, &inputs(&files), &dir.join("repo"), &opts)?;
+    let incremental = start.elapsed();
+    rows.push((
+        "slipway apt build (+1 deb)",
+        Some(incremental),
+        format!("{} read, {} unchanged", inc_report.debs_read, inc_report.debs_cached),
+    ));
+
+    let debs_dir = dir.join("debs");
+    if have("apt-ftparchive") {
+        rows.push(("apt-ftparchive packages", Some(timed(Command::new("apt-ftparchive").arg("packages").arg(&debs_dir))?), String::new()));
+    } else {
+        rows.push(("apt-ftparchive packages", None, "not installed (apt-utils)".into()));
+    }
+    if have("dpkg-scanpackages") {
+        rows.push((
+            "dpkg-scanpackages",
+            Some(timed(Command::new("dpkg-scanpackages").arg("--multiversion").arg(&debs_dir).arg("/dev/null"))?),
+            String::new(),
+        ));
+    } else {
+        rows.push(("dpkg-scanpackages", None, "not installed (dpkg-dev)".into()));
+    }
+    if have("reprepro") {
+        let rr = dir.join("reprepro");
+        std::fs::create_dir_all(rr.join("conf"))?;
+        std::fs::write(rr.join("conf/distributions"), "Codename: bookworm\nArchitectures: amd64\nComponents: main\n")?;
+        let d = timed(Command::new("reprepro").arg("-b").arg(&rr).arg("includedeb").arg("bookworm").args(&files))?;
+        rows.push(("reprepro includedeb", Some(d), String::new()));
+    } else {
+        rows.push(("reprepro includedeb", None, "not installed".into()));
+    }
+
+    println!(
+        "apt benchmark: {} .debs, {:.1} MiB ({}-{} bytes each, log-uniform), {} cores",
+        files.len(),
+        total as f64 / (1 << 20) as f64,
+        lo,
+        hi,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    println!("  {:<28} {:>10} {:>14}", "tool", "seconds", "vs slipway cold");
+    for (name, t, note) in &rows {
+        match t {
+            Some(t) => println!(
+                "  {name:<28} {:>10.3} {:>13.2}x  {note}",
+                t.as_secs_f64(),
+                t.as_secs_f64() / cold.as_secs_f64().max(1e-9)
+            ),
+            None => println!("  {name:<28} {:>10} {:>14}  {note}", "-", "-"),
+        }
+    }
+    let ftparchive = rows.iter().find(|r| r.0 == "apt-ftparchive packages").and_then(|r| r.1);
+    println!("targets:");
+    if let Some(f) = ftparchive {
+        println!("  cold <= apt-ftparchive:      {:.3}s vs {:.3}s  {}", cold.as_secs_f64(), f.as_secs_f64(), verdict(cold <= f));
+    }
+    let speedup = cold.as_secs_f64() / incremental.as_secs_f64().max(1e-9);
+    println!("  incremental >= 20x faster:   {speedup:.1}x  {}", verdict(speedup >= 20.0));
+    let vs_floor = cold.as_secs_f64() / floor.as_secs_f64().max(1e-9);
+    println!("  cold within 2x of sha256sum: {vs_floor:.2}x  {}", verdict(vs_floor <= 2.0));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "MISSED" }
+}
