@@ -1,22 +1,34 @@
-//! The incremental cache: a .deb whose file identity (device, inode, size, mtime) is
-//! unchanged is not read again. Stored as JSON, replaced atomically; a missing or corrupt cache
-//! only costs a re-read.
+//! The incremental cache: a .deb whose file identity (device, inode, size, mtime) is unchanged
+//! is not read again. Stored as JSON lines, one file per line: a run appends what it learned and
+//! rewrites the file only when dead entries pile up. A missing or corrupt cache only costs a
+//! re-read.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
 use crate::deb::{DebInfo, read_deb};
 use crate::error::AptError;
 
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Line {
+    id: String,
+    info: DebInfo,
+}
+
 #[derive(Default)]
 pub struct DebCache {
     path: Option<PathBuf>,
     entries: Mutex<HashMap<String, DebInfo>>,
-    pub hits: std::sync::atomic::AtomicUsize,
+    /// Identities learned in this run, not yet in the file.
+    fresh: Mutex<Vec<String>>,
+    loaded: usize,
+    pub hits: AtomicUsize,
 }
 
 fn identity(path: &Path) -> Option<String> {
@@ -35,14 +47,21 @@ fn identity(path: &Path) -> Option<String> {
 impl DebCache {
     /// Loads a cache file (or starts empty). `None` keeps nothing between runs.
     pub fn open(path: Option<&Path>) -> DebCache {
-        let entries = path
-            .and_then(|p| std::fs::read(p).ok())
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let mut entries = HashMap::new();
+        if let Some(text) = path.and_then(|p| std::fs::read_to_string(p).ok()) {
+            for line in text.lines() {
+                // A torn last line (a crash mid-append) is skipped, not fatal.
+                if let Ok(l) = serde_json::from_str::<Line>(line) {
+                    entries.insert(l.id, l.info);
+                }
+            }
+        }
         DebCache {
             path: path.map(Path::to_path_buf),
+            loaded: entries.len(),
             entries: Mutex::new(entries),
-            hits: Default::default(),
+            fresh: Mutex::new(Vec::new()),
+            hits: AtomicUsize::new(0),
         }
     }
 
@@ -51,17 +70,12 @@ impl DebCache {
         paths
             .par_iter()
             .map(|p| {
-                let id = identity(p);
-                if let Some(id) = &id {
-                    if let Some(hit) = self.entries.lock().ok().and_then(|e| e.get(id).cloned()) {
-                        self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        return Ok(hit);
-                    }
+                if let Some(hit) = self.lookup(p) {
+                    self.hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok(hit);
                 }
                 let info = read_deb(p)?;
-                if let (Some(id), Ok(mut e)) = (id, self.entries.lock()) {
-                    e.insert(id, info.clone());
-                }
+                self.remember(p, &info);
                 Ok(info)
             })
             .collect()
@@ -75,31 +89,62 @@ impl DebCache {
 
     /// Records `info` for the file now at `path` (e.g. a pool copy of an input).
     pub fn remember(&self, path: &Path, info: &DebInfo) {
-        if let (Some(id), Ok(mut e)) = (identity(path), self.entries.lock()) {
-            e.insert(id, info.clone());
+        let Some(id) = identity(path) else { return };
+        let (Ok(mut e), Ok(mut fresh)) = (self.entries.lock(), self.fresh.lock()) else {
+            return;
+        };
+        if e.insert(id.clone(), info.clone()).is_none() {
+            fresh.push(id);
         }
     }
 
-    /// Writes the cache back, keeping only entries for `live` files so it cannot grow forever.
+    /// Persists what this run learned: appends new entries, or rewrites the file with only the
+    /// entries of `live` files when it holds dead ones.
     pub fn save(&self, live: &[PathBuf]) {
         let Some(path) = &self.path else { return };
-        let Ok(entries) = self.entries.lock() else {
+        let (Ok(entries), Ok(fresh)) = (self.entries.lock(), self.fresh.lock()) else {
             return;
         };
-        let keep: HashMap<&String, &DebInfo> = live
-            .iter()
-            .filter_map(|p| identity(p))
-            .filter_map(|id| entries.get_key_value(&id))
-            .collect();
-        let Ok(bytes) = serde_json::to_vec(&keep) else {
-            return;
-        };
-        let tmp = path.with_extension("tmp");
         if let Some(parent) = path.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
-        if std::fs::write(&tmp, bytes).is_ok() {
-            let _ = std::fs::rename(&tmp, path);
+        let line = |id: &String, info: &DebInfo| {
+            serde_json::to_string(&Line {
+                id: id.clone(),
+                info: info.clone(),
+            })
+            .ok()
+        };
+        // Live files have at most `live.len()` identities, so more entries than that means dead
+        // ones; checking needs no stat of every file on the common, append-only path.
+        if entries.len() > live.len() || self.loaded == 0 {
+            let live_ids: HashSet<String> = live.iter().filter_map(|p| identity(p)).collect();
+            let mut text = String::new();
+            for (id, info) in entries.iter().filter(|(id, _)| live_ids.contains(*id)) {
+                if let Some(l) = line(id, info) {
+                    text.push_str(&l);
+                    text.push('\n');
+                }
+            }
+            let tmp = path.with_extension("tmp");
+            if std::fs::write(&tmp, text).is_ok() {
+                let _ = std::fs::rename(&tmp, path);
+            }
+        } else if !fresh.is_empty() {
+            let mut text = String::new();
+            for id in fresh.iter() {
+                if let Some(l) = entries.get(id).and_then(|info| line(id, info)) {
+                    text.push_str(&l);
+                    text.push('\n');
+                }
+            }
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                let _ = f.write_all(text.as_bytes());
+            }
         }
     }
 }

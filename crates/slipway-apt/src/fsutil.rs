@@ -70,9 +70,24 @@ pub fn link_or_copy(src: &Path, dest: &Path) -> Result<(), AptError> {
     fs::copy(src, dest).map(|_| ()).map_err(io_err(dest))
 }
 
+/// Writes a file atomically: a temp file beside it, then a rename over the old one.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<(), AptError> {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(io_err(parent))?;
-    }
-    fs::write(path, bytes).map_err(io_err(path))
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(io_err(parent))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = parent.join(format!(".{name}.slipway-tmp"));
+    fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        AptError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }
+    })
 }

@@ -187,7 +187,8 @@ pub fn build_repo(
         update_in_place(dist, &pool, &suites, out, opts.date, &cache)?;
     } else {
         let staging = fsutil::staging_dir(out)?;
-        let result = place_pool(&pool, &staging, &cache).and_then(|_| write_dists(dist, &pool, &suites, &staging, opts.date));
+        let result = place_pool(&pool, &staging, &cache)
+            .and_then(|_| write_dists(dist, &pool, &suites, &staging, opts.date));
         if let Err(e) = result {
             let _ = std::fs::remove_dir_all(&staging);
             return Err(e);
@@ -227,6 +228,7 @@ fn update_in_place(
     date: i64,
     cache: &DebCache,
 ) -> Result<(), AptError> {
+    let old = indexed_pool_files(out);
     let added = place_pool(pool, out, cache)?;
     let staging = fsutil::staging_dir(out)?;
     let result = write_dists(dist, pool, suites, &staging, date)
@@ -238,12 +240,16 @@ fn update_in_place(
         }
         return Err(e);
     }
-    prune_pool(out, pool)
+    prune_pool(out, &old, pool)
 }
 
 /// Puts every pool file under `root`; returns the files it created. A file already there with
 /// the same content (known through the cache, or the very same inode) is kept.
-fn place_pool(pool: &BTreeMap<String, (&PathBuf, &DebInfo)>, root: &Path, cache: &DebCache) -> Result<Vec<PathBuf>, AptError> {
+fn place_pool(
+    pool: &BTreeMap<String, (&PathBuf, &DebInfo)>,
+    root: &Path,
+    cache: &DebCache,
+) -> Result<Vec<PathBuf>, AptError> {
     let placed: Vec<Option<PathBuf>> = pool
         .par_iter()
         .map(|(rel, (src, info))| {
@@ -273,19 +279,57 @@ fn place_pool(pool: &BTreeMap<String, (&PathBuf, &DebInfo)>, root: &Path, cache:
     Ok(placed.into_iter().flatten().collect())
 }
 
-/// Removes pool files that are not part of the new repository, and folders left empty.
-fn prune_pool(out: &Path, pool: &BTreeMap<String, (&PathBuf, &DebInfo)>) -> Result<(), AptError> {
-    let root = out.join("pool");
-    if !root.is_dir() {
-        return Ok(());
+/// The pool files the current indices of `out` name (read before they are replaced).
+fn indexed_pool_files(out: &Path) -> BTreeSet<String> {
+    let mut files = BTreeSet::new();
+    let Ok(suites) = std::fs::read_dir(out.join("dists")) else {
+        return files;
+    };
+    for suite in suites.filter_map(|e| e.ok()) {
+        let Ok(components) = std::fs::read_dir(suite.path()) else {
+            continue;
+        };
+        for component in components.filter_map(|e| e.ok()) {
+            let Ok(arches) = std::fs::read_dir(component.path()) else {
+                continue;
+            };
+            for arch in arches.filter_map(|e| e.ok()) {
+                if let Ok(text) = std::fs::read_to_string(arch.path().join("Packages")) {
+                    files.extend(
+                        text.lines()
+                            .filter_map(|l| l.strip_prefix("Filename: "))
+                            .map(str::to_string),
+                    );
+                }
+            }
+        }
     }
-    for entry in walkdir::WalkDir::new(&root).contents_first(true).into_iter().filter_map(|e| e.ok()) {
-        let rel = entry.path().strip_prefix(out).unwrap_or(entry.path()).to_string_lossy().into_owned();
-        if entry.file_type().is_dir() {
-            // Fails (harmlessly) unless empty.
-            let _ = std::fs::remove_dir(entry.path());
-        } else if !pool.contains_key(&rel) {
-            std::fs::remove_file(entry.path()).map_err(io_err(entry.path()))?;
+    files
+}
+
+/// Removes pool files the old indices named and the new ones do not, and folders left empty.
+fn prune_pool(
+    out: &Path,
+    old: &BTreeSet<String>,
+    pool: &BTreeMap<String, (&PathBuf, &DebInfo)>,
+) -> Result<(), AptError> {
+    for rel in old.iter().filter(|r| !pool.contains_key(*r)) {
+        if rel.contains("..") || rel.starts_with('/') {
+            continue;
+        }
+        let path = out.join(rel);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(AptError::Io { path, source: e }),
+        }
+        // Fails (harmlessly) once a folder is not empty.
+        let mut dir = path.parent();
+        while let Some(d) = dir.filter(|d| *d != out.join("pool") && d.starts_with(out)) {
+            if std::fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
         }
     }
     Ok(())
@@ -309,6 +353,11 @@ fn write_dists(
             }
         }
     }
+    // Each package's stanza once, whatever number of suites and architectures list it.
+    let stanzas: BTreeMap<&String, String> = pool
+        .par_iter()
+        .map(|(path, (_, info))| (path, package_stanza(info, path).to_text()))
+        .collect();
     let texts: Vec<String> = jobs
         .par_iter()
         .map(|(codename, component, arch)| {
@@ -316,13 +365,16 @@ fn write_dists(
             let members = suites
                 .get(&((*codename).clone(), (*component).clone()))
                 .unwrap_or(&empty);
-            packages_index(pool, members, arch)
+            packages_index(pool, &stanzas, members, arch)
         })
         .collect();
     let unique: BTreeSet<&String> = texts.iter().collect();
     let compressed: BTreeMap<&String, (Vec<u8>, Vec<u8>)> = unique
         .into_par_iter()
-        .map(|t| Ok((t, (gzip(t.as_bytes())?, xz(t.as_bytes())?))))
+        .map(|t| {
+            let (gz, xz) = rayon::join(|| gzip(t.as_bytes()), || xz(t.as_bytes()));
+            Ok((t, (gz?, xz?)))
+        })
         .collect::<Result<_, AptError>>()?;
 
     for ((codename, component, arch), text) in jobs.iter().zip(&texts) {
@@ -356,6 +408,7 @@ fn write_dists(
 
 fn packages_index(
     pool: &BTreeMap<String, (&PathBuf, &DebInfo)>,
+    stanzas: &BTreeMap<&String, String>,
     members: &BTreeSet<String>,
     arch: &str,
 ) -> String {
@@ -372,9 +425,11 @@ fn packages_index(
             .then_with(|| pa.cmp(pb))
     });
     let mut out = String::new();
-    for (pool_path, info) in entries {
-        out.push_str(&package_stanza(info, pool_path).to_text());
-        out.push('\n');
+    for (pool_path, _) in entries {
+        if let Some(text) = stanzas.get(pool_path) {
+            out.push_str(text);
+            out.push('\n');
+        }
     }
     out
 }
@@ -500,14 +555,26 @@ fn gzip(data: &[u8]) -> Result<Vec<u8>, AptError> {
     // No file name and a zero mtime in the header: the same input gives the same bytes.
     let mut e = flate2::GzBuilder::new()
         .mtime(0)
-        .write(Vec::new(), flate2::Compression::best());
+        .write(Vec::new(), flate2::Compression::fast());
     e.write_all(data)
         .and_then(|_| e.finish())
         .map_err(io_err("Packages.gz"))
 }
 
+/// xz in independent 256 KiB blocks, compressed on every core; the output depends only on
+/// the input (block size and preset are fixed), not on the number of threads.
 fn xz(data: &[u8]) -> Result<Vec<u8>, AptError> {
-    let mut e = xz2::write::XzEncoder::new(Vec::new(), 6);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1);
+    let stream = xz2::stream::MtStreamBuilder::new()
+        .preset(0)
+        .threads(threads)
+        .block_size(256 * 1024)
+        .check(xz2::stream::Check::Crc64)
+        .encoder()
+        .map_err(|e| AptError::Invalid(format!("xz: {e}")))?;
+    let mut e = xz2::write::XzEncoder::new_stream(Vec::new(), stream);
     e.write_all(data)
         .and_then(|_| e.finish())
         .map_err(io_err("Packages.xz"))

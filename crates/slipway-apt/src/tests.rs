@@ -329,3 +329,37 @@ fn rsa_keys_sign_too() {
     let (repo, public) = signed_repo(dir.path(), &[KeyKind::Rsa(3072)]);
     verify_repo(&repo, Some(&public), now()).unwrap();
 }
+
+#[test]
+fn rebuilding_in_place_prunes_removed_packages() {
+    let dir = tempfile::tempdir().unwrap();
+    let debs = dir.path().join("debs");
+    std::fs::create_dir_all(&debs).unwrap();
+    let a = write_deb(&debs, "keep", "1.0", "all", b"a");
+    let b = write_deb(&debs, "drop", "1.0", "all", b"b");
+    let out = dir.path().join("repo");
+    build_repo(
+        &dist(&["bookworm"]),
+        &inputs("bookworm", &[a.clone(), b]),
+        &out,
+        &opts(),
+    )
+    .unwrap();
+    assert!(out.join("pool/main/d/drop/drop_1.0_all.deb").exists());
+    build_repo(
+        &dist(&["bookworm"]),
+        &inputs("bookworm", &[a]),
+        &out,
+        &opts(),
+    )
+    .unwrap();
+    assert!(
+        !out.join("pool/main/d/drop").exists(),
+        "stale pool file and its folder are removed"
+    );
+    assert!(out.join("pool/main/k/keep/keep_1.0_all.deb").exists());
+    let packages =
+        std::fs::read_to_string(out.join("dists/bookworm/main/binary-amd64/Packages")).unwrap();
+    assert!(!packages.contains("Package: drop"));
+    verify_repo(&out, None, DATE).unwrap();
+}

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use slipway_apt::testdeb::make_deb;
-use slipway_apt::{build_repo, BuildOptions, Distribution, Input};
+use slipway_apt::{BuildOptions, Distribution, Input, build_repo};
 
 /// Deterministic pseudo-random bytes (xorshift64*): incompressible payloads without a seed file.
 struct Rng(u64);
@@ -33,7 +33,13 @@ impl Rng {
     }
 }
 
-fn write_corpus(dir: &Path, prefix: &str, n: usize, lo: u64, hi: u64) -> Result<(Vec<PathBuf>, u64)> {
+fn write_corpus(
+    dir: &Path,
+    prefix: &str,
+    n: usize,
+    lo: u64,
+    hi: u64,
+) -> Result<(Vec<PathBuf>, u64)> {
     std::fs::create_dir_all(dir)?;
     let mut rng = Rng(0x5151_7a7a_0123_4567);
     let mut files = Vec::with_capacity(n);
@@ -56,14 +62,26 @@ fn write_corpus(dir: &Path, prefix: &str, n: usize, lo: u64, hi: u64) -> Result<
 }
 
 fn have(tool: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {tool}")]).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn timed(cmd: &mut Command) -> Result<Duration> {
     let start = Instant::now();
-    let out = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).output().with_context(|| format!("{cmd:?}"))?;
+    let out = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .with_context(|| format!("{cmd:?}"))?;
     if !out.status.success() {
-        bail!("{:?} failed: {}", cmd.get_program(), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{:?} failed: {}",
+            cmd.get_program(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(start.elapsed())
 }
@@ -72,7 +90,9 @@ pub fn run(n: usize, lo: u64, hi: u64) -> Result<ExitCode> {
     if n == 0 || lo == 0 || hi < lo {
         bail!("need --debs >= 1 and 0 < --min-size <= --max-size");
     }
-    let tmp = tempfile::Builder::new().prefix("slipway-bench-apt").tempdir()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("slipway-bench-apt")
+        .tempdir()?;
     let dir = tmp.path();
     eprintln!("generating {n} .debs ...");
     let (mut files, total) = write_corpus(&dir.join("debs"), "bench-pkg", n, lo, hi)?;
@@ -88,9 +108,19 @@ pub fn run(n: usize, lo: u64, hi: u64) -> Result<ExitCode> {
         valid_for: None,
     };
     let inputs = |files: &[PathBuf]| -> Vec<Input> {
-        files.iter().map(|p| Input { codename: "bookworm".into(), component: "main".into(), path: p.clone() }).collect()
+        files
+            .iter()
+            .map(|p| Input {
+                codename: "bookworm".into(),
+                component: "main".into(),
+                path: p.clone(),
+            })
+            .collect()
     };
-    let opts = BuildOptions { date: 1_700_000_000, cache: Some(dir.join("cache.json")) };
+    let opts = BuildOptions {
+        date: 1_700_000_000,
+        cache: Some(dir.join("cache.json")),
+    };
     let mut rows: Vec<(&str, Option<Duration>, String)> = Vec::new();
 
     // The floor: hashing the same bytes once, single process.
@@ -100,7 +130,11 @@ pub fn run(n: usize, lo: u64, hi: u64) -> Result<ExitCode> {
     let start = Instant::now();
     let cold_report = build_repo(&dist, &inputs(&files), &dir.join("repo"), &opts)?;
     let cold = start.elapsed();
-    rows.push(("slipway apt build (cold)", Some(cold), format!("{} packages", cold_report.packages)));
+    rows.push((
+        "slipway apt build (cold)",
+        Some(cold),
+        format!("{} packages", cold_report.packages),
+    ));
 
     let (extra, _) = write_corpus(&dir.join("debs-extra"), "bench-extra", 1, lo, lo * 2)?;
     let moved = dir.join("debs").join("bench-extra00000_1.0-1_all.deb");
@@ -112,19 +146,39 @@ pub fn run(n: usize, lo: u64, hi: u64) -> Result<ExitCode> {
     rows.push((
         "slipway apt build (+1 deb)",
         Some(incremental),
-        format!("{} read, {} unchanged", inc_report.debs_read, inc_report.debs_cached),
+        format!(
+            "{} read, {} unchanged",
+            inc_report.debs_read, inc_report.debs_cached
+        ),
     ));
 
     let debs_dir = dir.join("debs");
     if have("apt-ftparchive") {
-        rows.push(("apt-ftparchive packages", Some(timed(Command::new("apt-ftparchive").arg("packages").arg(&debs_dir))?), String::new()));
+        rows.push((
+            "apt-ftparchive packages",
+            Some(timed(
+                Command::new("apt-ftparchive")
+                    .arg("packages")
+                    .arg(&debs_dir),
+            )?),
+            String::new(),
+        ));
     } else {
-        rows.push(("apt-ftparchive packages", None, "not installed (apt-utils)".into()));
+        rows.push((
+            "apt-ftparchive packages",
+            None,
+            "not installed (apt-utils)".into(),
+        ));
     }
     if have("dpkg-scanpackages") {
         rows.push((
             "dpkg-scanpackages",
-            Some(timed(Command::new("dpkg-scanpackages").arg("--multiversion").arg(&debs_dir).arg("/dev/null"))?),
+            Some(timed(
+                Command::new("dpkg-scanpackages")
+                    .arg("--multiversion")
+                    .arg(&debs_dir)
+                    .arg("/dev/null"),
+            )?),
             String::new(),
         ));
     } else {
@@ -133,8 +187,18 @@ pub fn run(n: usize, lo: u64, hi: u64) -> Result<ExitCode> {
     if have("reprepro") {
         let rr = dir.join("reprepro");
         std::fs::create_dir_all(rr.join("conf"))?;
-        std::fs::write(rr.join("conf/distributions"), "Codename: bookworm\nArchitectures: amd64\nComponents: main\n")?;
-        let d = timed(Command::new("reprepro").arg("-b").arg(&rr).arg("includedeb").arg("bookworm").args(&files))?;
+        std::fs::write(
+            rr.join("conf/distributions"),
+            "Codename: bookworm\nArchitectures: amd64\nComponents: main\n",
+        )?;
+        let d = timed(
+            Command::new("reprepro")
+                .arg("-b")
+                .arg(&rr)
+                .arg("includedeb")
+                .arg("bookworm")
+                .args(&files),
+        )?;
         rows.push(("reprepro includedeb", Some(d), String::new()));
     } else {
         rows.push(("reprepro includedeb", None, "not installed".into()));
@@ -146,9 +210,14 @@ pub fn run(n: usize, lo: u64, hi: u64) -> Result<ExitCode> {
         total as f64 / (1 << 20) as f64,
         lo,
         hi,
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     );
-    println!("  {:<28} {:>10} {:>14}", "tool", "seconds", "vs slipway cold");
+    println!(
+        "  {:<28} {:>10} {:>14}",
+        "tool", "seconds", "vs slipway cold"
+    );
     for (name, t, note) in &rows {
         match t {
             Some(t) => println!(
@@ -159,15 +228,29 @@ pub fn run(n: usize, lo: u64, hi: u64) -> Result<ExitCode> {
             None => println!("  {name:<28} {:>10} {:>14}  {note}", "-", "-"),
         }
     }
-    let ftparchive = rows.iter().find(|r| r.0 == "apt-ftparchive packages").and_then(|r| r.1);
+    let ftparchive = rows
+        .iter()
+        .find(|r| r.0 == "apt-ftparchive packages")
+        .and_then(|r| r.1);
     println!("targets:");
     if let Some(f) = ftparchive {
-        println!("  cold <= apt-ftparchive:      {:.3}s vs {:.3}s  {}", cold.as_secs_f64(), f.as_secs_f64(), verdict(cold <= f));
+        println!(
+            "  cold <= apt-ftparchive:      {:.3}s vs {:.3}s  {}",
+            cold.as_secs_f64(),
+            f.as_secs_f64(),
+            verdict(cold <= f)
+        );
     }
     let speedup = cold.as_secs_f64() / incremental.as_secs_f64().max(1e-9);
-    println!("  incremental >= 20x faster:   {speedup:.1}x  {}", verdict(speedup >= 20.0));
+    println!(
+        "  incremental >= 20x faster:   {speedup:.1}x  {}",
+        verdict(speedup >= 20.0)
+    );
     let vs_floor = cold.as_secs_f64() / floor.as_secs_f64().max(1e-9);
-    println!("  cold within 2x of sha256sum: {vs_floor:.2}x  {}", verdict(vs_floor <= 2.0));
+    println!(
+        "  cold within 2x of sha256sum: {vs_floor:.2}x  {}",
+        verdict(vs_floor <= 2.0)
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -14,3 +14,19 @@ fn bench_plan_runs_as_a_smoke_test() {
     assert!(text.contains("20 no-op builds"), "{text}");
     assert!(text.contains("overhead per build"), "{text}");
 }
+
+#[test]
+fn bench_apt_runs_as_a_smoke_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::slipway(
+        dir.path(),
+        &["bench", "apt", "--debs", "5", "--max-size", "20000"],
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let text = common::stdout(&out);
+    assert!(
+        text.contains("slipway apt build (cold)") && text.contains("slipway apt build (+1 deb)"),
+        "{text}"
+    );
+    assert!(text.contains("sha256sum (floor)"), "{text}");
+}

@@ -64,7 +64,12 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             command: BenchCommand::Plan { builds, jobs },
         } => crate::bench::plan(builds, jobs).await,
         Command::Bench {
-            command: BenchCommand::Apt { debs, min_size, max_size },
+            command:
+                BenchCommand::Apt {
+                    debs,
+                    min_size,
+                    max_size,
+                },
         } => crate::bench_apt::run(debs, min_size, max_size),
     }
 }
