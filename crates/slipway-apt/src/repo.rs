@@ -134,7 +134,9 @@ pub fn build_repo(
         }
     }
     let holds_other_files = !out.join("dists").is_dir()
-        && std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(false);
+        && std::fs::read_dir(out)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
     if holds_other_files {
         return Err(AptError::Invalid(format!(
             "refusing to write over {}: it is not empty and not an apt repository",

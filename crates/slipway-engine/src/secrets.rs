@@ -38,26 +38,7 @@ pub(crate) fn materialize(
         path: dir.to_path_buf(),
     };
     for name in names {
-        let secret = config
-            .secrets
-            .get(name)
-            .ok_or_else(|| format!("secret '{name}' is not defined in [secrets]"))?;
-        let value = match &secret.source {
-            SecretSource::File(path) => {
-                let path = config.resolve(&path.to_string_lossy());
-                fs::read(&path).map_err(|e| {
-                    format!(
-                        "secret '{name}': cannot read {}: {}",
-                        path.display(),
-                        e.kind()
-                    )
-                })?
-            }
-            SecretSource::Env(var) => std::env::var_os(var)
-                .map(|v| v.into_encoded_bytes())
-                .ok_or_else(|| format!("secret '{name}': environment variable {var} is not set"))?,
-        };
-        log.redact(&String::from_utf8_lossy(&value));
+        let value = read(config, name, log)?;
         let path = dir.join(name);
         let mut file = fs::OpenOptions::new()
             .write(true)
