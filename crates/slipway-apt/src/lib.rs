@@ -16,7 +16,7 @@ pub mod keys;
 pub mod sign;
 pub mod verify;
 
-pub use verify::{VerifyReport, verify_repo};
+pub use verify::{VerifyOptions, VerifyReport, verify_repo, verify_repo_with};
 
 #[cfg(test)]
 mod tests;

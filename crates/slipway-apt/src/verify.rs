@@ -34,12 +34,28 @@ pub struct VerifyReport {
     pub pool_files: usize,
 }
 
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyOptions {
+    /// Accept pool files no index names: published buckets keep earlier releases' packages so
+    /// clients holding older indices (and rollbacks) still find them.
+    pub allow_unreferenced: bool,
+}
+
 /// Verifies `repo`. With a keyring every suite must carry a good signature from one of its keys
 /// in both InRelease and Release.gpg; without one, signatures are only checked for form.
 pub fn verify_repo(
     repo: &Path,
     keyring: Option<&[SignedPublicKey]>,
     now: i64,
+) -> Result<VerifyReport, AptError> {
+    verify_repo_with(repo, keyring, now, VerifyOptions::default())
+}
+
+pub fn verify_repo_with(
+    repo: &Path,
+    keyring: Option<&[SignedPublicKey]>,
+    now: i64,
+    opts: VerifyOptions,
 ) -> Result<VerifyReport, AptError> {
     let mut problems: Vec<String> = Vec::new();
     let mut report = VerifyReport::default();
@@ -119,7 +135,7 @@ pub fn verify_repo(
                 .unwrap_or(entry.path())
                 .to_string_lossy()
                 .into_owned();
-            if !referenced.contains_key(&rel) {
+            if !referenced.contains_key(&rel) && !opts.allow_unreferenced {
                 problems.push(format!("{rel}: in the pool but not in any Packages index"));
             }
         }

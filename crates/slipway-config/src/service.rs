@@ -60,6 +60,11 @@ struct RawBucketTable {
     url: String,
     promote_to: Option<String>,
     cache_control: Option<String>,
+    endpoint: Option<String>,
+    region: Option<String>,
+    #[serde(default)]
+    allow_http: bool,
+    credentials: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -118,6 +123,12 @@ pub struct Bucket {
     pub url: String,
     pub promote_to: Option<String>,
     pub cache_control: Option<String>,
+    /// S3: a non-AWS endpoint such as `http://127.0.0.1:9000`.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub allow_http: bool,
+    /// Secret holding the S3 credentials (`KEY=value` lines); without it, the environment's.
+    pub credentials: Option<String>,
     pub loc: Loc,
 }
 
@@ -273,10 +284,19 @@ impl Config {
         let mut buckets = BTreeMap::new();
         for (name, b) in raw.buckets {
             let loc = source.loc_of(&name.span());
-            let (url, promote_to, cache_control) = match b {
-                RawBucket::Url(u) => (u, None, None),
-                RawBucket::Table(t) => (t.url, t.promote_to, t.cache_control),
+            let t = match b {
+                RawBucket::Url(url) => RawBucketTable {
+                    url,
+                    promote_to: None,
+                    cache_control: None,
+                    endpoint: None,
+                    region: None,
+                    allow_http: false,
+                    credentials: None,
+                },
+                RawBucket::Table(t) => t,
             };
+            let url = t.url.clone();
             if !(url.starts_with("file://") || url.starts_with("s3://") || url.starts_with("gs://"))
             {
                 errors.push(ConfigError {
@@ -293,8 +313,12 @@ impl Config {
                 Bucket {
                     name,
                     url,
-                    promote_to,
-                    cache_control,
+                    promote_to: t.promote_to,
+                    cache_control: t.cache_control,
+                    endpoint: t.endpoint,
+                    region: t.region,
+                    allow_http: t.allow_http,
+                    credentials: t.credentials,
                     loc,
                 },
             );

@@ -12,6 +12,17 @@ use crate::service::Config;
 pub fn validate(config: &Config, builds: &Builds) -> Result<(), ConfigErrors> {
     let mut errors = ConfigErrors::default();
 
+    for bucket in config.buckets.values() {
+        if let Some(secret) = &bucket.credentials {
+            if !config.secrets.contains_key(secret) {
+                errors.push(ConfigError {
+                    loc: bucket.loc.clone(),
+                    message: format!("bucket '{}' takes credentials from secret '{secret}', which is not defined in [secrets]", bucket.name),
+                });
+            }
+        }
+    }
+
     for b in builds.map.values() {
         for (secret, loc) in &b.secrets {
             if !config.secrets.contains_key(secret) {

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
-use slipway_config::{ArtifactSpec, Config, Plan, PlannedBuild};
-use slipway_store::{ArtifactRow, BuildStatus, NewRun, RunStatus, Store};
+use slipway_config::{ArtifactSpec, Config, Flow, Plan, PlannedBuild};
+use slipway_store::{ArtifactRow, BuildStatus, Candidate, NewRun, RunStatus, Store};
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
@@ -59,6 +59,8 @@ pub struct RunOutcome {
     pub status: RunStatus,
     pub error: Option<String>,
     pub builds: Vec<BuildOutcome>,
+    /// The candidate this run's publishing made (successful continuous runs that published).
+    pub candidate: Option<Candidate>,
 }
 
 pub(crate) struct Ctx {
@@ -148,6 +150,15 @@ pub async fn execute(
         let _ = std::fs::remove_dir_all(run_dir.join("builds"));
     }
     store.finish_run(run_id, status, error.as_deref()).await?;
+    // What a successful continuous run published is a candidate for production.
+    let candidate = if status == RunStatus::Success && plan.flow == Flow::Continuous {
+        store.create_candidate(run_id).await?
+    } else {
+        None
+    };
+    if let Some(c) = &candidate {
+        tracing::info!(run = run_id, candidate = c.id, digest = %c.digest, "candidate recorded");
+    }
     tracing::info!(run = run_id, %status, "run finished");
 
     let mut builds = Vec::new();
@@ -166,6 +177,7 @@ pub async fn execute(
         status,
         error,
         builds,
+        candidate,
     })
 }
 
@@ -380,7 +392,7 @@ async fn build_in_workspace(
         };
         let deadline = Instant::now() + b.timeout;
         match &b.action {
-            Some(action) => native::run(ctx, action, &ws, log).await?,
+            Some(action) => native::run(ctx, &build.name, action, &ws, log).await?,
             None => run_steps(ctx, build, &ws, &env, deadline, log).await?,
         }
         let cas = ctx.store.cas().clone();

@@ -3,12 +3,14 @@
 //! timestamped logs, secrets for trusted privileged builds only, and artifacts stored by sha256.
 
 mod artifacts;
+pub mod buckets;
 mod error;
 mod events;
 mod executor;
 mod logs;
 mod native;
 mod process;
+pub mod promote;
 mod secrets;
 mod source;
 mod workspace;

@@ -8,7 +8,8 @@ use slipway_apt::keys;
 use slipway_apt::sign::{Digest, sign_repo};
 use slipway_apt::{BuildOptions, Distribution, Input, build_repo, verify_repo};
 use slipway_config::{AptRepoSpec, AptSignSpec, DebSelection, NativeAction};
-use slipway_publish::{Bucket, publish_tree};
+use slipway_publish::{PublishOptions, publish_dir};
+use slipway_store::PublishedObject;
 
 use crate::executor::{BuildResult, Ctx, fail};
 use crate::logs::BuildLog;
@@ -25,6 +26,7 @@ pub(crate) fn output_dir(action: &NativeAction) -> Option<&str> {
 
 pub(crate) async fn run(
     ctx: &Ctx,
+    build: &str,
     action: &NativeAction,
     ws: &Workspace,
     log: &BuildLog,
@@ -34,7 +36,7 @@ pub(crate) async fn run(
             bucket,
             prefix,
             path,
-        } => publish(ctx, bucket, prefix, path.as_deref(), ws, log).await,
+        } => publish(ctx, bucket, prefix, path.as_deref(), ws, log, build).await,
         NativeAction::AptRepo(spec) => apt_repo(ctx, spec, ws, log).await,
         NativeAction::AptSign(spec) => apt_sign(ctx, spec, ws, log).await,
     }
@@ -217,14 +219,9 @@ async fn publish(
     path: Option<&str>,
     ws: &Workspace,
     log: &BuildLog,
+    build: &str,
 ) -> BuildResult {
-    let spec = ctx
-        .config
-        .buckets
-        .get(bucket)
-        .ok_or_else(|| fail(format!("bucket '{bucket}' is not defined")))?;
-    let target =
-        Bucket::from_url(&spec.url, &ctx.config.base_dir).map_err(|e| fail(e.to_string()))?;
+    let target = crate::buckets::open(&ctx.config, bucket, Some(log)).map_err(fail)?;
     let plan = &ctx.plan;
     let prefix = prefix
         .replace("{milestone}", &plan.milestone.to_string())
@@ -238,22 +235,41 @@ async fn publish(
     log.info(&format!(
         "publishing {} to {}/{prefix}",
         src.display(),
-        spec.url
+        target.url
     ));
-    let report = blocking(move || {
-        // An apt repository is checked whole before any of it reaches the bucket.
-        if src.join("dists").is_dir() {
-            verify_repo(&src, None, chrono::Utc::now().timestamp())
-                .map_err(|e| format!("refusing to publish: {e}"))?;
-        }
-        publish_tree(&src, &target, &prefix).map_err(|e| e.to_string())
-    })
-    .await?;
+    // An apt repository is checked whole before any of it reaches the bucket.
+    if src.join("dists").is_dir() {
+        let check = src.clone();
+        blocking(move || {
+            verify_repo(&check, None, chrono::Utc::now().timestamp())
+                .map(|_| ())
+                .map_err(|e| format!("refusing to publish: {e}"))
+        })
+        .await?;
+    }
+    let report = publish_dir(&src, &target, &prefix, &PublishOptions::default())
+        .await
+        .map_err(|e| fail(e.to_string()))?;
     for o in &report.objects {
         log.info(&format!("object {} {} {}", o.path, o.size, o.sha256));
     }
+    let published: Vec<PublishedObject> = report
+        .objects
+        .iter()
+        .map(|o| PublishedObject {
+            bucket: bucket.to_string(),
+            prefix: prefix.clone(),
+            path: o.path.clone(),
+            sha256: o.sha256.clone(),
+            size: o.size,
+        })
+        .collect();
+    ctx.store
+        .record_published(ctx.run_id, build, &published)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
     log.info(&format!(
-        "published {} objects: {} written, {} unchanged",
+        "published {} objects: {} written, {} unchanged; read back and verified",
         report.objects.len(),
         report.uploaded,
         report.unchanged

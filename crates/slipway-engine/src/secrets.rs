@@ -63,6 +63,13 @@ pub(crate) fn materialize(
 
 /// A secret's value, registered for masking in `log` before it is returned.
 pub(crate) fn read(config: &Config, name: &str, log: &BuildLog) -> Result<Vec<u8>, String> {
+    let value = read_quiet(config, name)?;
+    log.redact(&String::from_utf8_lossy(&value));
+    Ok(value)
+}
+
+/// A secret's value, for the operator's own commands (no build log to mask).
+pub(crate) fn read_quiet(config: &Config, name: &str) -> Result<Vec<u8>, String> {
     let secret = config
         .secrets
         .get(name)
@@ -82,6 +89,5 @@ pub(crate) fn read(config: &Config, name: &str, log: &BuildLog) -> Result<Vec<u8
             .map(|v| v.into_encoded_bytes())
             .ok_or_else(|| format!("secret '{name}': environment variable {var} is not set"))?,
     };
-    log.redact(&String::from_utf8_lossy(&value));
     Ok(value)
 }

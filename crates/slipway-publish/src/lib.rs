@@ -1,9 +1,15 @@
-//! Publishing artifact trees to buckets so that clients never see a half-written tree: objects go
-//! up in the safe order of their format (apt: pool, by-hash, indices, signatures, `InRelease`
-//! last; simplestreams: image files, products, `index.json` last), each written atomically.
+//! Publishing artifact trees to buckets (`file://`, `s3://`, `gs://`) so that clients never see a
+//! half-written tree: objects go up in the safe order of their format (apt: pool, by-hash,
+//! indices, signatures, `InRelease` last; simplestreams: image files, products, `index.json`
+//! last), unchanged ones are skipped, and what was written is read back.
 
 mod bucket;
 mod order;
+mod publish;
 
-pub use bucket::{Bucket, ObjectEntry, PublishError, PublishReport, publish_tree};
+pub use bucket::{Bucket, BucketSpec, Credentials, PublishError};
 pub use order::{publish_rank, sort_for_publish};
+pub use publish::{
+    MANIFEST, ObjectEntry, PublishOptions, PublishReport, Source, join, publish_dir, read_manifest,
+    scan_dir, upload,
+};

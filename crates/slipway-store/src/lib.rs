@@ -3,10 +3,12 @@
 
 mod cas;
 mod owner;
+mod release;
 mod state;
 mod status;
 
 pub use cas::{Cas, CasError, StoredFile};
+pub use release::{Candidate, PublishedObject, Release, manifest_digest};
 pub use state::{ArtifactRow, BuildRow, NewRun, RunRow, StepRow, Store, StoreError};
 pub use status::{BuildStatus, RunStatus};
 

@@ -159,6 +159,14 @@ impl Store {
             .join(format!("{build}.log"))
     }
 
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub(crate) fn db_err(&self, source: sqlx::Error) -> StoreError {
+        self.err(source)
+    }
+
     fn err(&self, source: sqlx::Error) -> StoreError {
         StoreError::Db {
             path: self.db_path.clone(),

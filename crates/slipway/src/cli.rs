@@ -80,6 +80,36 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Copy a milestone's candidate (default: the newest) from staging to production buckets.
+    Promote {
+        #[arg(long)]
+        milestone: u32,
+        #[arg(long)]
+        candidate: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-promote the release before the current one.
+    Rollback {
+        #[arg(long)]
+        milestone: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Release history of a milestone (newest first).
+    Releases {
+        #[arg(long)]
+        milestone: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Candidates of a milestone (newest first): what continuous runs published to staging.
+    Candidates {
+        #[arg(long)]
+        milestone: u32,
+        #[arg(long)]
+        json: bool,
+    },
     /// Native apt repositories: build, sign, verify.
     Apt {
         #[command(subcommand)]
@@ -152,6 +182,9 @@ pub enum AptCommand {
         /// Keyring to check signatures against (binary or armored).
         #[arg(long)]
         keyring: Option<PathBuf>,
+        /// Accept pool files no index names (a published bucket keeps earlier releases' files).
+        #[arg(long)]
+        allow_unreferenced: bool,
         #[arg(long)]
         json: bool,
     },

@@ -4,7 +4,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use slipway_apt::keys::{self, KeyKind};
 use slipway_apt::sign::{self, Digest};
-use slipway_apt::{BuildOptions, Distribution, Input, build_repo, verify_repo};
+use slipway_apt::{
+    BuildOptions, Distribution, Input, VerifyOptions, build_repo, verify_repo, verify_repo_with,
+};
 
 use crate::cli::{AptCommand, KeyCommand};
 
@@ -181,6 +183,7 @@ pub fn apt(data_dir: &Path, command: AptCommand) -> Result<ExitCode> {
         AptCommand::Verify {
             repo,
             keyring,
+            allow_unreferenced,
             json,
         } => {
             let keys = match &keyring {
@@ -191,7 +194,8 @@ pub fn apt(data_dir: &Path, command: AptCommand) -> Result<ExitCode> {
                 }
                 None => None,
             };
-            let report = verify_repo(&repo, keys.as_deref(), now())?;
+            let opts = VerifyOptions { allow_unreferenced };
+            let report = verify_repo_with(&repo, keys.as_deref(), now(), opts)?;
             if json {
                 super::print_json(&report)?;
             } else {

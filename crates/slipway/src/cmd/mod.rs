@@ -1,6 +1,7 @@
 mod apt;
 mod inspect;
 mod plan;
+mod release;
 mod run;
 mod validate;
 
@@ -55,6 +56,20 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             export,
             json,
         } => inspect::artifacts(&data_dir, run, &build, export.as_deref(), json).await,
+        Command::Promote {
+            milestone,
+            candidate,
+            json,
+        } => release::promote(&config, &data_dir, milestone, candidate, json).await,
+        Command::Rollback { milestone, json } => {
+            release::rollback(&config, &data_dir, milestone, json).await
+        }
+        Command::Releases { milestone, json } => {
+            release::releases(&config, &data_dir, milestone, json).await
+        }
+        Command::Candidates { milestone, json } => {
+            release::candidates(&config, &data_dir, milestone, json).await
+        }
         Command::Apt { command } => apt::apt(&data_dir, command),
         Command::Key { command } => apt::key(command),
         Command::Example {

@@ -1,0 +1,39 @@
+//! Opening configured buckets, with credentials from the secrets store. Only trusted code paths
+//! call this: privileged builds of trusted runs (publish) and the operator's own commands.
+
+use slipway_config::{Bucket as BucketConfig, Config};
+use slipway_publish::{Bucket, BucketSpec, Credentials};
+
+use crate::logs::BuildLog;
+
+pub fn spec(b: &BucketConfig) -> BucketSpec {
+    BucketSpec {
+        name: b.name.clone(),
+        url: b.url.clone(),
+        endpoint: b.endpoint.clone(),
+        region: b.region.clone(),
+        allow_http: b.allow_http,
+        cache_control: b.cache_control.clone(),
+    }
+}
+
+/// Opens bucket `name`. With `log`, the credentials are masked in that build's log.
+pub(crate) fn open(config: &Config, name: &str, log: Option<&BuildLog>) -> Result<Bucket, String> {
+    let b = config
+        .buckets
+        .get(name)
+        .ok_or_else(|| format!("bucket '{name}' is not defined in [buckets]"))?;
+    let creds = match &b.credentials {
+        None => None,
+        Some(secret) => {
+            let bytes = match log {
+                Some(log) => crate::secrets::read(config, secret, log)?,
+                None => crate::secrets::read_quiet(config, secret)?,
+            };
+            let text =
+                String::from_utf8(bytes).map_err(|_| format!("secret '{secret}' is not text"))?;
+            Some(Credentials::parse(&text).map_err(|e| format!("secret '{secret}': {e}"))?)
+        }
+    };
+    Bucket::open(&spec(b), &config.base_dir, creds.as_ref()).map_err(|e| e.to_string())
+}

@@ -1,0 +1,138 @@
+//! Candidates, promotion, rollback, release history.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use slipway_engine::promote::{self, PromoteOutcome};
+
+use crate::context::{absolute, load_config, open_store};
+
+fn report(outcome: &PromoteOutcome, json: bool) -> Result<ExitCode> {
+    if json {
+        super::print_json(outcome)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let c = &outcome.candidate;
+    for (from, to, prefix, objects, uploaded) in &outcome.copies {
+        println!(
+            "  {from}/{prefix} -> {to}/{prefix}: {objects} objects ({uploaded} copied), verified"
+        );
+    }
+    println!(
+        "release {}: milestone {} now serves candidate {} (run {}, digest {}) [{} by {}]",
+        outcome.release.id,
+        c.milestone,
+        c.id,
+        c.run_id,
+        c.digest,
+        outcome.release.kind,
+        outcome.release.promoted_by
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn promote(
+    config_path: &Path,
+    data_dir: &Path,
+    milestone: u32,
+    candidate: Option<i64>,
+    json: bool,
+) -> Result<ExitCode> {
+    let config = load_config(config_path)?;
+    let store = open_store(&absolute(data_dir)?).await?;
+    let chosen = match candidate {
+        Some(id) => store.candidate(id).await?,
+        None => store
+            .candidates(&config.project.name, milestone)
+            .await?
+            .into_iter()
+            .next(),
+    };
+    if let Some(c) = &chosen {
+        eprintln!(
+            "promoting candidate {} of milestone {}: run {}, commit {}, {} objects, digest {}{}",
+            c.id,
+            c.milestone,
+            c.run_id,
+            c.commit.as_deref().unwrap_or("-"),
+            c.objects,
+            c.digest,
+            if candidate.is_none() {
+                " (the newest)"
+            } else {
+                ""
+            }
+        );
+    }
+    let outcome = promote::promote(&config, &store, milestone, candidate, "promote").await?;
+    report(&outcome, json)
+}
+
+pub async fn rollback(
+    config_path: &Path,
+    data_dir: &Path,
+    milestone: u32,
+    json: bool,
+) -> Result<ExitCode> {
+    let config = load_config(config_path)?;
+    let store = open_store(&absolute(data_dir)?).await?;
+    let outcome = promote::rollback(&config, &store, milestone).await?;
+    report(&outcome, json)
+}
+
+pub async fn releases(
+    config_path: &Path,
+    data_dir: &Path,
+    milestone: u32,
+    json: bool,
+) -> Result<ExitCode> {
+    let config = load_config(config_path)?;
+    let store = open_store(&absolute(data_dir)?).await?;
+    let releases = store.releases(&config.project.name, milestone).await?;
+    if json {
+        super::print_json(&releases)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if releases.is_empty() {
+        println!("milestone {milestone} has no release yet");
+    }
+    for (i, r) in releases.iter().enumerate() {
+        let live = if i == 0 { "  <- live" } else { "" };
+        println!(
+            "{:>4}  candidate {:<5} {:<9} {}  {}{live}",
+            r.id, r.candidate_id, r.kind, r.promoted_at, r.promoted_by
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn candidates(
+    config_path: &Path,
+    data_dir: &Path,
+    milestone: u32,
+    json: bool,
+) -> Result<ExitCode> {
+    let config = load_config(config_path)?;
+    let store = open_store(&absolute(data_dir)?).await?;
+    let list = store.candidates(&config.project.name, milestone).await?;
+    if json {
+        super::print_json(&list)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if list.is_empty() {
+        println!("milestone {milestone} has no candidate yet");
+    }
+    for c in list {
+        let commit = c
+            .commit
+            .as_deref()
+            .map(|s| &s[..s.len().min(12)])
+            .unwrap_or("-");
+        println!(
+            "{:>4}  run {:<5} {commit}  {} objects  {}  {}",
+            c.id, c.run_id, c.objects, c.digest, c.created_at
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

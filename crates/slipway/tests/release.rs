@@ -1,0 +1,200 @@
+//! Candidates, promotion, rollback and the promotion lease on the example, with file:// buckets.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+fn ok(o: &std::process::Output) {
+    assert!(o.status.success(), "{}\n{}", stdout(o), stderr(o));
+}
+
+fn commit_version(repo: &Path, version: &str) {
+    std::fs::write(repo.join("VERSION"), format!("{version}\n")).unwrap();
+    git(
+        repo,
+        &["commit", "--quiet", "-am", &format!("Version {version}")],
+    );
+}
+
+fn packages(ex: &Path, bucket: &str) -> String {
+    std::fs::read_to_string(ex.join(format!(
+        "var/buckets/{bucket}/74/dists/bookworm/main/binary-amd64/Packages"
+    )))
+    .unwrap_or_default()
+}
+
+#[test]
+fn promote_rollback_and_release_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let ex = dir.path().join("ex");
+    ok(&Command::new(bin())
+        .args(["example", "init"])
+        .arg(&ex)
+        .output()
+        .unwrap());
+    let out = slipway(&ex, &["promote", "--milestone", "74"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no candidate yet"),
+        "{}",
+        stderr(&out)
+    );
+
+    let first = json(&slipway(
+        &ex,
+        &["run", "guest_tools", "--milestone", "74", "--json"],
+    ));
+    assert_eq!(first["status"], "success");
+    let c1 = first["candidate"]["id"].as_i64().expect("a candidate");
+    assert_eq!(first["candidate"]["digest"].as_str().unwrap().len(), 64);
+
+    let out = slipway(&ex, &["promote", "--milestone", "74", "--json"]);
+    ok(&out);
+    assert!(
+        stderr(&out).contains(&format!("promoting candidate {c1} ")),
+        "the chosen candidate is shown: {}",
+        stderr(&out)
+    );
+    assert_eq!(json(&out)["candidate"]["id"], c1);
+    assert!(packages(&ex, "cros-packages").contains("Version: 74.0.1"));
+    let keyring = ex.join("var/keys/cros-apt.gpg");
+    ok(&slipway(
+        &ex,
+        &[
+            "apt",
+            "verify",
+            "var/buckets/cros-packages/74",
+            "--keyring",
+            keyring.to_str().unwrap(),
+        ],
+    ));
+    let got = tempfile::tempdir().unwrap();
+    let prod = ex.join("var/buckets/cros-packages/74");
+    let out = apt_download(
+        &format!("file:{}", prod.display()),
+        &format!("signed-by={}", keyring.display()),
+        &["cros-guest-tools"],
+        got.path(),
+    );
+    ok(&out);
+    assert!(got.path().join("cros-guest-tools_74.0.1_all.deb").exists());
+    assert!(
+        ex.join("var/buckets/cros-containers/74/debian/bookworm/amd64/default/rootfs.tar.xz")
+            .exists()
+    );
+
+    // A new build lands in staging only; production keeps serving the promoted candidate.
+    commit_version(&ex.join("repo"), "74.0.2");
+    let second = json(&slipway(
+        &ex,
+        &["run", "guest_tools", "--milestone", "74", "--json"],
+    ));
+    let c2 = second["candidate"]["id"].as_i64().unwrap();
+    assert_ne!(c1, c2);
+    assert!(packages(&ex, "cros-packages-staging").contains("Version: 74.0.2"));
+    assert!(packages(&ex, "cros-packages").contains("Version: 74.0.1"));
+
+    ok(&slipway(&ex, &["promote", "--milestone", "74"]));
+    assert!(packages(&ex, "cros-packages").contains("Version: 74.0.2"));
+
+    // Rollback re-promotes candidate 1's exact bytes, although staging now holds 74.0.2.
+    let out = slipway(&ex, &["rollback", "--milestone", "74", "--json"]);
+    ok(&out);
+    assert_eq!(json(&out)["candidate"]["id"], c1);
+    assert!(packages(&ex, "cros-packages").contains("Version: 74.0.1"));
+    assert!(!packages(&ex, "cros-packages").contains("Version: 74.0.2"));
+    // Production keeps the 74.0.2 pool files for clients that fetched its indices.
+    ok(&slipway(
+        &ex,
+        &[
+            "apt",
+            "verify",
+            "var/buckets/cros-packages/74",
+            "--keyring",
+            keyring.to_str().unwrap(),
+            "--allow-unreferenced",
+        ],
+    ));
+
+    let history = json(&slipway(&ex, &["releases", "--milestone", "74", "--json"]));
+    let kinds: Vec<_> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap().to_string(),
+                r["candidate_id"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("rollback".to_string(), c1),
+            ("promote".to_string(), c2),
+            ("promote".to_string(), c1)
+        ]
+    );
+}
+
+#[test]
+fn promotion_refuses_identity_changes_and_held_leases() {
+    let dir = tempfile::tempdir().unwrap();
+    let ex = dir.path().join("ex");
+    ok(&Command::new(bin())
+        .args(["example", "init"])
+        .arg(&ex)
+        .output()
+        .unwrap());
+    ok(&slipway(&ex, &["run", "guest_tools", "--milestone", "74"]));
+    ok(&slipway(&ex, &["promote", "--milestone", "74"]));
+
+    // Another promoter holds the lease of the production prefix.
+    let lease = ex.join("var/buckets/cros-packages/74/.slipway-lease");
+    let far = chrono_like_future();
+    std::fs::write(
+        &lease,
+        format!("{{\"holder\":\"someone@else\",\"pid\":1,\"expires\":{far}}}"),
+    )
+    .unwrap();
+    let out = slipway(&ex, &["promote", "--milestone", "74"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("in progress (held by someone@else"),
+        "{}",
+        stderr(&out)
+    );
+    // A lease left by a crashed promoter (expired) is taken over.
+    std::fs::write(&lease, "{\"holder\":\"crashed\",\"pid\":1,\"expires\":1}").unwrap();
+    ok(&slipway(&ex, &["promote", "--milestone", "74"]));
+    assert!(!lease.exists(), "the lease is released");
+
+    // A build that would change the Label clients pin is refused at promotion.
+    let builds = ex.join("repo/.slipway/builds.toml");
+    let text = std::fs::read_to_string(&builds)
+        .unwrap()
+        .replace("label = \"cros-containers\"", "label = \"cros-other\"");
+    std::fs::write(&builds, text).unwrap();
+    git(&ex.join("repo"), &["commit", "--quiet", "-am", "Relabel"]);
+    ok(&slipway(&ex, &["run", "guest_tools", "--milestone", "74"]));
+    let out = slipway(&ex, &["promote", "--milestone", "74"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Label would change from 'cros-containers' to 'cros-other'"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(packages(&ex, "cros-packages").contains("Version: 74.0.1"));
+}
+
+fn chrono_like_future() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600
+}
