@@ -56,6 +56,7 @@ fn sign_with(
     key: &SignedSecretKey,
     typ: SignatureType,
     digest: Digest,
+    created: Timestamp,
     data: &[u8],
 ) -> Result<Signature, AptError> {
     let sub = key
@@ -64,8 +65,8 @@ fn sign_with(
         .filter(|s| s.signatures.iter().any(|sig| sig.key_flags().sign()))
         .max_by_key(|s| s.key.created_at());
     match sub {
-        Some(s) => signature(&s.key, typ, digest, data),
-        None => signature(&key.primary_key, typ, digest, data),
+        Some(s) => signature(&s.key, typ, digest, created, data),
+        None => signature(&key.primary_key, typ, digest, created, data),
     }
 }
 
@@ -73,6 +74,7 @@ fn signature<K: SigningKey>(
     key: &K,
     typ: SignatureType,
     digest: Digest,
+    created: Timestamp,
     data: &[u8],
 ) -> Result<Signature, AptError> {
     let err = |e: pgp::errors::Error| {
@@ -80,7 +82,7 @@ fn signature<K: SigningKey>(
     };
     let mut config = SignatureConfig::v4(typ, key.algorithm(), digest.alg());
     config.hashed_subpackets = vec![
-        Subpacket::regular(SubpacketData::SignatureCreationTime(Timestamp::now())).map_err(err)?,
+        Subpacket::regular(SubpacketData::SignatureCreationTime(created)).map_err(err)?,
         Subpacket::regular(SubpacketData::IssuerFingerprint(key.fingerprint())).map_err(err)?,
     ];
     config.unhashed_subpackets =
@@ -102,11 +104,27 @@ impl Serialize for Packets {
     }
 }
 
-/// Clearsigned and detached signatures of `text` by every key.
+/// The signature creation time: `at` (e.g. `SOURCE_DATE_EPOCH`) so the same Release and keys
+/// give the same signatures (Ed25519 and RSA PKCS#1 v1.5 are deterministic), but never before
+/// a key's own creation, which verifiers reject; now when `at` is not given.
+pub fn signing_time(keys: &[SignedSecretKey], at: Option<i64>) -> Timestamp {
+    let Some(at) = at else {
+        return Timestamp::now();
+    };
+    let newest_key = keys
+        .iter()
+        .map(|k| k.primary_key.created_at().as_secs() as i64)
+        .max()
+        .unwrap_or(0);
+    Timestamp::from_secs(at.max(newest_key).clamp(0, u32::MAX as i64) as u32)
+}
+
+/// Clearsigned and detached signatures of `text` by every key, made at `created`.
 pub fn sign_release(
     text: &str,
     keys: &[SignedSecretKey],
     digest: Digest,
+    created: Timestamp,
 ) -> Result<(String, String), AptError> {
     if keys.is_empty() {
         return Err(AptError::Sign("no signing key".into()));
@@ -114,11 +132,16 @@ pub fn sign_release(
     let inrelease = CleartextSignedMessage::new_many(text, |normalized| {
         keys.iter()
             .map(|k| {
-                sign_with(k, SignatureType::Text, digest, normalized.as_bytes()).map_err(|e| {
-                    pgp::errors::Error::Message {
-                        message: e.to_string(),
-                        backtrace: None,
-                    }
+                sign_with(
+                    k,
+                    SignatureType::Text,
+                    digest,
+                    created,
+                    normalized.as_bytes(),
+                )
+                .map_err(|e| pgp::errors::Error::Message {
+                    message: e.to_string(),
+                    backtrace: None,
                 })
             })
             .collect()
@@ -127,7 +150,7 @@ pub fn sign_release(
     .map_err(|e| AptError::Sign(format!("InRelease: {e}")))?;
     let detached = keys
         .iter()
-        .map(|k| sign_with(k, SignatureType::Binary, digest, text.as_bytes()))
+        .map(|k| sign_with(k, SignatureType::Binary, digest, created, text.as_bytes()))
         .collect::<Result<Vec<_>, _>>()?;
     let mut armored = Vec::new();
     pgp::armor::write(
@@ -144,15 +167,18 @@ pub fn sign_release(
 }
 
 /// Signs every `dists/*/Release` of `repo` in place; returns the Release files signed.
+/// `at` fixes the signature time (see [`signing_time`]); `None` signs at the current time.
 pub fn sign_repo(
     repo: &Path,
     keys: &[SignedSecretKey],
     digest: Digest,
+    at: Option<i64>,
 ) -> Result<Vec<PathBuf>, AptError> {
+    let created = signing_time(keys, at);
     let releases = release_files(repo)?;
     for release in &releases {
         let text = std::fs::read_to_string(release).map_err(io_err(release))?;
-        let (inrelease, detached) = sign_release(&text, keys, digest)?;
+        let (inrelease, detached) = sign_release(&text, keys, digest, created)?;
         let dir = release.parent().unwrap_or(repo);
         // Release.gpg before InRelease: a reader of this tree never sees a new InRelease
         // without its companion (the publish order repeats this in buckets).

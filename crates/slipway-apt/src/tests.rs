@@ -259,7 +259,7 @@ fn signed_repo(
         .iter()
         .map(|k| keys::generate("T <t@example.org>", *k).unwrap())
         .collect();
-    sign_repo(&out, &secret, Digest::Sha512).unwrap();
+    sign_repo(&out, &secret, Digest::Sha512, None).unwrap();
     (out, secret.iter().map(|k| k.to_public_key()).collect())
 }
 
@@ -362,4 +362,21 @@ fn rebuilding_in_place_prunes_removed_packages() {
         std::fs::read_to_string(out.join("dists/bookworm/main/binary-amd64/Packages")).unwrap();
     assert!(!packages.contains("Package: drop"));
     verify_repo(&out, None, DATE).unwrap();
+}
+
+#[test]
+fn signatures_at_a_fixed_time_are_reproducible() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keys::generate("T <t@example.org>", KeyKind::Ed25519).unwrap();
+    let text = "Origin: x\nCodename: bookworm\n";
+    let at = crate::sign::signing_time(std::slice::from_ref(&key), Some(now()));
+    let a =
+        crate::sign::sign_release(text, std::slice::from_ref(&key), Digest::Sha512, at).unwrap();
+    let b =
+        crate::sign::sign_release(text, std::slice::from_ref(&key), Digest::Sha512, at).unwrap();
+    assert_eq!(a, b);
+    // Never before the key existed.
+    let early = crate::sign::signing_time(std::slice::from_ref(&key), Some(1));
+    assert!(early.as_secs() as i64 >= now() - 60);
+    let _ = dir;
 }

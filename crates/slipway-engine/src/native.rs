@@ -191,6 +191,7 @@ async fn apt_sign(ctx: &Ctx, spec: &AptSignSpec, ws: &Workspace, log: &BuildLog)
     }
     let src = find_repo(&ws.inputs, spec.input.as_deref()).map_err(fail)?;
     let out = ws.work.join(&spec.output);
+    let commit_time = ctx.commit_time;
     let digest = if spec.digest == "sha256" {
         Digest::Sha256
     } else {
@@ -198,7 +199,8 @@ async fn apt_sign(ctx: &Ctx, spec: &AptSignSpec, ws: &Workspace, log: &BuildLog)
     };
     let signed = blocking(move || {
         copy_tree(&src, &out).map_err(|e| e.to_string())?;
-        let signed = sign_repo(&out, &secret_keys, digest).map_err(|e| e.to_string())?;
+        let signed =
+            sign_repo(&out, &secret_keys, digest, Some(commit_time)).map_err(|e| e.to_string())?;
         let public: Vec<_> = secret_keys.iter().map(|k| k.to_public_key()).collect();
         verify_repo(&out, Some(&public), chrono::Utc::now().timestamp())
             .map_err(|e| e.to_string())?;

@@ -169,7 +169,10 @@ pub fn apt(data_dir: &Path, command: AptCommand) -> Result<ExitCode> {
                     std::fs::read(f).with_context(|| format!("cannot read key {}", f.display()))?;
                 secret.extend(keys::load_secret_keys(&bytes, &f.display().to_string())?);
             }
-            let signed = sign::sign_repo(&repo, &secret, digest)?;
+            let at = std::env::var("SOURCE_DATE_EPOCH")
+                .ok()
+                .and_then(|v| v.trim().parse().ok());
+            let signed = sign::sign_repo(&repo, &secret, digest, at)?;
             let public: Vec<_> = secret.iter().map(|k| k.to_public_key()).collect();
             let report = verify_repo(&repo, Some(&public), now())?;
             eprintln!(
