@@ -28,12 +28,16 @@ fn start_moto() -> Moto {
         .local_addr()
         .unwrap()
         .port();
+    let args = ["-H".to_string(), "127.0.0.1".to_string(), "-p".to_string(), port.to_string()];
     let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .args(&args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("moto_server is not installed (pip install 'moto[server]'; .ci/run installs it)");
+        .or_else(|_| {
+            Command::new("python3").args(["-m", "moto.server"]).args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn()
+        })
+        .expect("moto is not installed (pip install 'moto[server]'; .ci/run installs it)");
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
