@@ -36,9 +36,12 @@ pub struct VerifyReport {
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct VerifyOptions {
-    /// Accept pool files no index names: published buckets keep earlier releases' packages so
-    /// clients holding older indices (and rollbacks) still find them.
-    pub allow_unreferenced: bool,
+    /// Check a published tree as apt clients see it: the signed InRelease is the authority
+    /// (Release and Release.gpg are only checked without one), indices are checked through
+    /// their by-hash copies when the suite has Acquire-By-Hash (the canonical names may be
+    /// mid-update while a publish runs), and pool files no index names are accepted (buckets
+    /// keep earlier releases' packages for clients with older indices, and for rollbacks).
+    pub published: bool,
 }
 
 /// Verifies `repo`. With a keyring every suite must carry a good signature from one of its keys
@@ -81,6 +84,7 @@ pub fn verify_repo_with(
             codename,
             keyring,
             now,
+            opts,
             &mut problems,
             &mut report,
         );
@@ -135,7 +139,7 @@ pub fn verify_repo_with(
                 .unwrap_or(entry.path())
                 .to_string_lossy()
                 .into_owned();
-            if !referenced.contains_key(&rel) && !opts.allow_unreferenced {
+            if !referenced.contains_key(&rel) && !opts.published {
                 problems.push(format!("{rel}: in the pool but not in any Packages index"));
             }
         }
@@ -209,12 +213,14 @@ fn parse_date(s: &str) -> Option<i64> {
 
 type Refs = Vec<(String, (u64, String))>;
 
+#[allow(clippy::too_many_arguments)]
 fn verify_suite(
     repo: &Path,
     dir: &Path,
     codename: &str,
     keyring: Option<&[SignedPublicKey]>,
     now: i64,
+    opts: VerifyOptions,
     problems: &mut Vec<String>,
     report: &mut VerifyReport,
 ) -> (SuiteReport, Refs) {
@@ -224,8 +230,29 @@ fn verify_suite(
     };
     let mut refs = Vec::new();
     let rel = |p: &Path| p.strip_prefix(repo).unwrap_or(p).display().to_string();
-    let release_path = dir.join("Release");
-    let Ok(text) = std::fs::read_to_string(&release_path) else {
+    // As a client: the InRelease's signed text when there is one (published view), else Release.
+    let inrelease_view = if opts.published {
+        std::fs::read_to_string(dir.join("InRelease"))
+            .ok()
+            .and_then(|t| CleartextSignedMessage::from_string(&t).ok())
+            .map(|(m, _)| {
+                format!(
+                    "{}\n",
+                    m.signed_text().replace("\r\n", "\n").trim_end_matches('\n')
+                )
+            })
+    } else {
+        None
+    };
+    let release_path = if inrelease_view.is_some() {
+        dir.join("InRelease")
+    } else {
+        dir.join("Release")
+    };
+    let Some(text) = inrelease_view
+        .clone()
+        .or_else(|| std::fs::read_to_string(&release_path).ok())
+    else {
         problems.push(format!("{}: cannot read", rel(&release_path)));
         return (suite, refs);
     };
@@ -260,7 +287,16 @@ fn verify_suite(
         }
     }
 
-    check_signatures(dir, &text, keyring, &here, &mut suite, problems, &rel);
+    check_signatures(
+        dir,
+        &text,
+        keyring,
+        &here,
+        inrelease_view.is_some(),
+        &mut suite,
+        problems,
+        &rel,
+    );
 
     // Listed indices: sizes and hashes, and by-hash copies.
     let by_hash = release
@@ -271,12 +307,24 @@ fn verify_suite(
         .into_iter()
         .map(|(p, _, h)| (p, h))
         .collect();
+    // Where a client fetches a listed index from.
+    let fetched = |path: &str, hash: &str| -> std::path::PathBuf {
+        let full = dir.join(path);
+        if opts.published && by_hash && !path.ends_with("Release") {
+            full.parent()
+                .unwrap_or(dir)
+                .join("by-hash/SHA256")
+                .join(hash)
+        } else {
+            full
+        }
+    };
     for (path, size, hash) in &listed {
         if path.contains("..") || path.starts_with('/') {
             problems.push(format!("{here}: lists an unsafe path '{path}'"));
             continue;
         }
-        let full = dir.join(path);
+        let full = fetched(path, hash);
         report.indices += 1;
         let Ok(bytes) = std::fs::read(&full) else {
             problems.push(format!("{}: listed in {here} but missing", rel(&full)));
@@ -296,8 +344,9 @@ fn verify_suite(
         {
             problems.push(format!("{}: md5 does not match {here}", rel(&full)));
         }
-        // apt fetches indices by hash, never the per-architecture Release files.
-        if by_hash && !path.ends_with("Release") {
+        // apt fetches indices by hash, never the per-architecture Release files. (The published
+        // view read the by-hash copy itself above.)
+        if by_hash && !path.ends_with("Release") && !opts.published {
             let copy = full
                 .parent()
                 .unwrap_or(dir)
@@ -317,9 +366,21 @@ fn verify_suite(
         .iter()
         .filter(|p| p.ends_with("/Packages") || **p == "Packages")
     {
-        let full = dir.join(path);
+        let hash = listed
+            .iter()
+            .find(|(p, _, _)| p == path)
+            .map(|(_, _, h)| h.as_str())
+            .unwrap_or("");
+        let full = fetched(path, hash);
         let Ok(plain) = std::fs::read(&full) else {
             continue;
+        };
+        // Compressed variants are compared under their canonical names, which a publish in
+        // progress may be replacing; the published view checked them by hash above.
+        let variants = if opts.published {
+            vec![]
+        } else {
+            vec!["gz", "xz"]
         };
         for (ext, decoded) in [
             (
@@ -335,6 +396,9 @@ fn verify_suite(
                     .map(|b| decompress_xz(&b)),
             ),
         ] {
+            if !variants.contains(&ext) {
+                continue;
+            }
             if let Some(d) = decoded {
                 if d.as_deref() != Some(plain.as_slice()) {
                     problems.push(format!(
@@ -414,11 +478,13 @@ fn good_signer(sig: &Signature, data: &[u8], keyring: &[SignedPublicKey]) -> Opt
 }
 
 #[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)]
 fn check_signatures(
     dir: &Path,
     release_text: &str,
     keyring: Option<&[SignedPublicKey]>,
     here: &str,
+    inrelease_only: bool,
     suite: &mut SuiteReport,
     problems: &mut Vec<String>,
     rel: &dyn Fn(&Path) -> String,
@@ -464,7 +530,12 @@ fn check_signatures(
         }
     }
     let gpg_path = dir.join("Release.gpg");
-    if let Ok(bytes) = std::fs::read(&gpg_path) {
+    let release_gpg = if inrelease_only {
+        None
+    } else {
+        std::fs::read(&gpg_path).ok()
+    };
+    if let Some(bytes) = release_gpg {
         suite.release_gpg = true;
         let name = rel(&gpg_path);
         if !bytes.starts_with(b"-----BEGIN PGP SIGNATURE-----") {

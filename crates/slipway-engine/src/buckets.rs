@@ -37,3 +37,8 @@ pub(crate) fn open(config: &Config, name: &str, log: Option<&BuildLog>) -> Resul
     };
     Bucket::open(&spec(b), &config.base_dir, creds.as_ref()).map_err(|e| e.to_string())
 }
+
+/// Opens bucket `name` for the operator's own commands.
+pub fn open_bucket(config: &Config, name: &str) -> Result<Bucket, slipway_publish::PublishError> {
+    open(config, name, None).map_err(slipway_publish::PublishError::Refused)
+}

@@ -80,6 +80,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Publish a local tree to a configured bucket, in safe order, skipping unchanged objects.
+    Publish {
+        dir: PathBuf,
+        #[arg(long)]
+        bucket: String,
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Fault injection for tests: stop after writing this many objects.
+        #[arg(long, hide = true)]
+        abort_after: Option<usize>,
+    },
     /// Copy a milestone's candidate (default: the newest) from staging to production buckets.
     Promote {
         #[arg(long)]
@@ -182,9 +193,10 @@ pub enum AptCommand {
         /// Keyring to check signatures against (binary or armored).
         #[arg(long)]
         keyring: Option<PathBuf>,
-        /// Accept pool files no index names (a published bucket keeps earlier releases' files).
+        /// Check a published tree as clients see it: InRelease is the authority, indices are
+        /// read by hash, and earlier releases' pool files may remain.
         #[arg(long)]
-        allow_unreferenced: bool,
+        published: bool,
         #[arg(long)]
         json: bool,
     },

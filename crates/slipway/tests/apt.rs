@@ -7,50 +7,6 @@ use std::process::Command;
 
 use common::*;
 
-/// Real .debs made by dpkg-deb: two versions of one package, an arch-specific one, a metapackage.
-fn corpus(dir: &Path) -> PathBuf {
-    let debs = dir.join("debs");
-    std::fs::create_dir_all(&debs).unwrap();
-    let packages = [
-        ("cros-garcon", "1.0-1", "all", "Depends: systemd\n"),
-        ("cros-garcon", "1.1-1", "all", "Depends: systemd\n"),
-        ("cros-sftp", "2:0.5", "all", ""),
-        ("libcros-wl0", "3.2", "amd64", "Multi-Arch: same\n"),
-        (
-            "cros-guest-tools",
-            "1.1-1",
-            "all",
-            "Depends: cros-garcon (>= 1.1), cros-sftp\n",
-        ),
-    ];
-    for (name, version, arch, extra) in packages {
-        let root = dir.join("build").join(format!("{name}-{version}"));
-        std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
-        std::fs::create_dir_all(root.join("usr/share/doc").join(name)).unwrap();
-        std::fs::write(
-            root.join("usr/share/doc").join(name).join("README"),
-            format!("{name} {version}\n"),
-        )
-        .unwrap();
-        std::fs::write(
-            root.join("DEBIAN/control"),
-            format!(
-                "Package: {name}\nVersion: {version}\nArchitecture: {arch}\nMaintainer: Test <t@example.org>\n{extra}Section: misc\nPriority: optional\nDescription: {name} for tests\n A longer description\n .\n with a paragraph.\n"
-            ),
-        )
-        .unwrap();
-        let out = debs.join(format!("{name}_{}_{arch}.deb", version.replace(':', "%3a")));
-        let st = Command::new("dpkg-deb")
-            .args(["--root-owner-group", "--build"])
-            .arg(&root)
-            .arg(&out)
-            .output()
-            .unwrap();
-        assert!(st.status.success(), "{}", stderr(&st));
-    }
-    debs
-}
-
 struct Repo {
     dir: tempfile::TempDir,
 }
@@ -74,7 +30,7 @@ fn ok(o: &std::process::Output) {
 fn build(sign: bool) -> Repo {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let debs = corpus(d);
+    let debs = corpus(d, "debs", "");
     let run = |args: &[&str]| slipway(d, args);
     ok(&run(&[
         "apt",
@@ -357,7 +313,7 @@ fn same_package_set_and_control_fields_as_reprepro() {
         panic!("reprepro is not installed (Debian package 'reprepro'; .ci/run installs it)");
     }
     let dir = tempfile::tempdir().unwrap();
-    let debs = corpus(dir.path());
+    let debs = corpus(dir.path(), "debs", "");
     // reprepro keeps one version per package and suite, so the parity corpus has no duplicates.
     let older = debs.join("cros-garcon_1.0-1_all.deb");
     std::fs::remove_file(&older).unwrap();
@@ -443,7 +399,7 @@ fn same_package_set_and_control_fields_as_reprepro() {
 fn malformed_debs_are_named_and_leave_the_repository_alone() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let debs = corpus(d);
+    let debs = corpus(d, "debs", "");
     ok(&slipway(
         d,
         &[

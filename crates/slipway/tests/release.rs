@@ -115,7 +115,7 @@ fn promote_rollback_and_release_history() {
             "var/buckets/cros-packages/74",
             "--keyring",
             keyring.to_str().unwrap(),
-            "--allow-unreferenced",
+            "--published",
         ],
     ));
 

@@ -28,14 +28,24 @@ fn start_moto() -> Moto {
         .local_addr()
         .unwrap()
         .port();
-    let args = ["-H".to_string(), "127.0.0.1".to_string(), "-p".to_string(), port.to_string()];
+    let args = [
+        "-H".to_string(),
+        "127.0.0.1".to_string(),
+        "-p".to_string(),
+        port.to_string(),
+    ];
     let child = Command::new("moto_server")
         .args(&args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .or_else(|_| {
-            Command::new("python3").args(["-m", "moto.server"]).args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn()
+            Command::new("python3")
+                .args(["-m", "moto.server"])
+                .args(&args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
         })
         .expect("moto is not installed (pip install 'moto[server]'; .ci/run installs it)");
     let start = Instant::now();

@@ -186,7 +186,7 @@ pub fn apt(data_dir: &Path, command: AptCommand) -> Result<ExitCode> {
         AptCommand::Verify {
             repo,
             keyring,
-            allow_unreferenced,
+            published,
             json,
         } => {
             let keys = match &keyring {
@@ -197,7 +197,7 @@ pub fn apt(data_dir: &Path, command: AptCommand) -> Result<ExitCode> {
                 }
                 None => None,
             };
-            let opts = VerifyOptions { allow_unreferenced };
+            let opts = VerifyOptions { published };
             let report = verify_repo_with(&repo, keys.as_deref(), now(), opts)?;
             if json {
                 super::print_json(&report)?;

@@ -56,6 +56,12 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             export,
             json,
         } => inspect::artifacts(&data_dir, run, &build, export.as_deref(), json).await,
+        Command::Publish {
+            dir,
+            bucket,
+            prefix,
+            abort_after,
+        } => release::publish(&config, &dir, &bucket, &prefix, abort_after).await,
         Command::Promote {
             milestone,
             candidate,

@@ -8,6 +8,30 @@ use slipway_engine::promote::{self, PromoteOutcome};
 
 use crate::context::{absolute, load_config, open_store};
 
+pub async fn publish(
+    config_path: &Path,
+    dir: &Path,
+    bucket: &str,
+    prefix: &str,
+    abort_after: Option<usize>,
+) -> Result<ExitCode> {
+    let config = load_config(config_path)?;
+    let target = slipway_engine::buckets::open_bucket(&config, bucket)?;
+    let opts = slipway_publish::PublishOptions {
+        abort_after,
+        concurrency: if abort_after.is_some() { 1 } else { 16 },
+    };
+    let report = slipway_publish::publish_dir(dir, &target, prefix, &opts).await?;
+    println!(
+        "published {} objects to {}/{prefix}: {} written, {} unchanged; read back and verified",
+        report.objects.len(),
+        target.url,
+        report.uploaded,
+        report.unchanged
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn report(outcome: &PromoteOutcome, json: bool) -> Result<ExitCode> {
     if json {
         super::print_json(outcome)?;

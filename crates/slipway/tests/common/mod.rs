@@ -204,3 +204,49 @@ pub fn apt_download_suite(
         .output()
         .expect("apt-get")
 }
+
+/// Real .debs made by dpkg-deb: two versions of one package, an arch-specific one, a metapackage.
+/// `suffix` is appended to every version, so two corpora can hold the same packages at other versions.
+pub fn corpus(dir: &Path, name: &str, suffix: &str) -> PathBuf {
+    let debs = dir.join(name);
+    std::fs::create_dir_all(&debs).unwrap();
+    let packages = [
+        ("cros-garcon", "1.0-1", "all", "Depends: systemd\n"),
+        ("cros-garcon", "1.1-1", "all", "Depends: systemd\n"),
+        ("cros-sftp", "2:0.5", "all", ""),
+        ("libcros-wl0", "3.2", "amd64", "Multi-Arch: same\n"),
+        (
+            "cros-guest-tools",
+            "1.1-1",
+            "all",
+            "Depends: cros-garcon (>= 1.1), cros-sftp\n",
+        ),
+    ];
+    for (name, version, arch, extra) in packages {
+        let version = format!("{version}{suffix}");
+        let root = dir.join("build").join(format!("{name}-{version}"));
+        std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+        std::fs::create_dir_all(root.join("usr/share/doc").join(name)).unwrap();
+        std::fs::write(
+            root.join("usr/share/doc").join(name).join("README"),
+            format!("{name} {version}\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("DEBIAN/control"),
+            format!(
+                "Package: {name}\nVersion: {version}\nArchitecture: {arch}\nMaintainer: Test <t@example.org>\n{extra}Section: misc\nPriority: optional\nDescription: {name} for tests\n A longer description\n .\n with a paragraph.\n"
+            ),
+        )
+        .unwrap();
+        let out = debs.join(format!("{name}_{}_{arch}.deb", version.replace(':', "%3a")));
+        let st = std::process::Command::new("dpkg-deb")
+            .args(["--root-owner-group", "--build"])
+            .arg(&root)
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(st.status.success(), "{}", stderr(&st));
+    }
+    debs
+}
