@@ -478,7 +478,6 @@ fn good_signer(sig: &Signature, data: &[u8], keyring: &[SignedPublicKey]) -> Opt
 }
 
 #[allow(clippy::too_many_arguments)]
-#[allow(clippy::too_many_arguments)]
 fn check_signatures(
     dir: &Path,
     release_text: &str,
