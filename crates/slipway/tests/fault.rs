@@ -64,13 +64,12 @@ fn apt_sees(d: &Path, bucket: &Path) -> String {
         out.status.success() && !text.contains("E: ") && !text.contains("W: "),
         "apt failed:\n{text}"
     );
-    let file = std::fs::read_dir(got.path())
+    std::fs::read_dir(got.path())
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .find(|n| n.ends_with(".deb"))
-        .expect("no package downloaded");
-    file
+        .expect("no package downloaded")
 }
 
 #[test]
