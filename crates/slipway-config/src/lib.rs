@@ -13,7 +13,7 @@ mod validate;
 pub use builds::{ArtifactSpec, Build, Builds};
 pub use diag::{ConfigError, ConfigErrors, Loc, SourceText};
 pub use duration::parse_duration;
-pub use native::{AptRepoSpec, AptSignSpec, DebSelection, NativeAction};
+pub use native::{AptRepoSpec, AptSignSpec, DebSelection, NativeAction, StreamsSpec};
 pub use plan::{Bypass, Flow, Plan, PlanError, PlannedBuild, branch_for, plan};
 pub use service::{
     BranchRow, BranchSelector, Bucket, Config, Job, Project, ReviewTrigger, Secret, SecretSource,

@@ -56,6 +56,17 @@ pub enum NativeAction {
     },
     AptRepo(AptRepoSpec),
     AptSign(AptSignSpec),
+    Simplestreams(StreamsSpec),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamsSpec {
+    /// Folder among the inputs holding `<distro>/<release>/<arch>/<variant>/` image folders;
+    /// found automatically when omitted.
+    pub input: Option<String>,
+    pub output: String,
+    /// Versions listed per product.
+    pub keep: usize,
 }
 
 impl NativeAction {
@@ -64,6 +75,7 @@ impl NativeAction {
             NativeAction::Publish { .. } => "publish",
             NativeAction::AptRepo(_) => "apt-repo",
             NativeAction::AptSign(_) => "apt-sign",
+            NativeAction::Simplestreams(_) => "simplestreams",
         }
     }
 }
@@ -79,9 +91,10 @@ pub(crate) fn native_action(uses: &str, with: &toml::Table) -> Result<NativeActi
         "publish" => publish(&with),
         "apt-repo" => apt_repo(&with).map(NativeAction::AptRepo),
         "apt-sign" => apt_sign(&with).map(NativeAction::AptSign),
+        "simplestreams" => simplestreams(&with).map(NativeAction::Simplestreams),
         other => {
             return Err(ActionError::UnknownKind(format!(
-                "unknown native build `uses = \"{other}\"` (known: publish, apt-repo, apt-sign)"
+                "unknown native build `uses = \"{other}\"` (known: publish, apt-repo, apt-sign, simplestreams)"
             )));
         }
     };
@@ -282,6 +295,26 @@ fn apt_sign(w: &With) -> Result<AptSignSpec, String> {
         input,
         output,
         digest,
+    })
+}
+
+fn simplestreams(w: &With) -> Result<StreamsSpec, String> {
+    w.only(&["input", "output", "keep"])?;
+    let input = w.string("input")?;
+    if let Some(i) = &input {
+        check_relative(i, "with.input")?;
+    }
+    let output = w.string("output")?.unwrap_or_else(|| "streams".into());
+    word("with.output", &output)?;
+    let keep = match w.table.get("keep") {
+        None => 3,
+        Some(toml::Value::Integer(n)) if *n >= 1 && *n <= 100 => *n as usize,
+        Some(_) => return Err("`with.keep` must be a number from 1 to 100".into()),
+    };
+    Ok(StreamsSpec {
+        input,
+        output,
+        keep,
     })
 }
 

@@ -7,8 +7,8 @@ use globset::GlobBuilder;
 use slipway_apt::keys;
 use slipway_apt::sign::{Digest, sign_repo};
 use slipway_apt::{BuildOptions, Distribution, Input, build_repo, verify_repo};
-use slipway_config::{AptRepoSpec, AptSignSpec, DebSelection, NativeAction};
-use slipway_publish::{PublishOptions, publish_dir};
+use slipway_config::{AptRepoSpec, AptSignSpec, DebSelection, NativeAction, StreamsSpec};
+use slipway_publish::{PublishOptions, StreamsOptions, build_streams, publish_dir, version_for};
 use slipway_store::PublishedObject;
 
 use crate::executor::{BuildResult, Ctx, fail};
@@ -20,6 +20,7 @@ pub(crate) fn output_dir(action: &NativeAction) -> Option<&str> {
     match action {
         NativeAction::AptRepo(s) => Some(&s.output),
         NativeAction::AptSign(s) => Some(&s.output),
+        NativeAction::Simplestreams(s) => Some(&s.output),
         NativeAction::Publish { .. } => None,
     }
 }
@@ -39,6 +40,7 @@ pub(crate) async fn run(
         } => publish(ctx, bucket, prefix, path.as_deref(), ws, log, build).await,
         NativeAction::AptRepo(spec) => apt_repo(ctx, spec, ws, log).await,
         NativeAction::AptSign(spec) => apt_sign(ctx, spec, ws, log).await,
+        NativeAction::Simplestreams(spec) => simplestreams(ctx, spec, ws, log).await,
     }
 }
 
@@ -275,6 +277,85 @@ async fn publish(
         report.objects.len(),
         report.uploaded,
         report.unchanged
+    ));
+    Ok(())
+}
+
+/// The folder among the inputs holding image folders (`<distro>/<release>/<arch>/<variant>/lxd.tar.xz`).
+fn find_images(inputs: &Path, input: Option<&str>) -> Result<PathBuf, String> {
+    if let Some(i) = input {
+        return Ok(inputs.join(i));
+    }
+    let mut roots: Vec<PathBuf> = Vec::new();
+    for entry in walkdir::WalkDir::new(inputs)
+        .into_iter()
+        .filter_map(|e| e.ok())
+    {
+        if entry.file_name() == "lxd.tar.xz" {
+            // <root>/<distro>/<release>/<arch>/<variant>/lxd.tar.xz
+            if let Some(root) = entry.path().ancestors().nth(5) {
+                if !roots.iter().any(|r| r == root) {
+                    roots.push(root.to_path_buf());
+                }
+            }
+        }
+    }
+    match roots.len() {
+        1 => Ok(roots.remove(0)),
+        0 => Err(
+            "no LXD images (<distro>/<release>/<arch>/<variant>/lxd.tar.xz) among the inputs"
+                .into(),
+        ),
+        _ => Err("images in several folders among the inputs; choose one with `with.input`".into()),
+    }
+}
+
+/// The images.json of this milestone's newest candidate, so earlier versions stay listed.
+async fn previous_images(ctx: &Ctx) -> Option<serde_json::Value> {
+    let candidate = ctx
+        .store
+        .candidates(&ctx.plan.project, ctx.plan.milestone)
+        .await
+        .ok()?
+        .into_iter()
+        .next()?;
+    let objects = ctx.store.published(candidate.run_id).await.ok()?;
+    let index = objects
+        .iter()
+        .find(|o| o.path.ends_with("streams/v1/images.json"))?;
+    let path = ctx.store.cas().object_path(&index.sha256).ok()?;
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+async fn simplestreams(
+    ctx: &Ctx,
+    spec: &StreamsSpec,
+    ws: &Workspace,
+    log: &BuildLog,
+) -> BuildResult {
+    let images = find_images(&ws.inputs, spec.input.as_deref()).map_err(fail)?;
+    let previous = previous_images(ctx).await;
+    if previous.is_some() {
+        log.info("merging with the versions of the newest candidate");
+    }
+    let opts = StreamsOptions {
+        version: version_for(ctx.commit_time),
+        keep: spec.keep,
+        updated: slipway_apt::repo::rfc2822(ctx.commit_time),
+    };
+    let out = ws.work.join(&spec.output);
+    let version = opts.version.clone();
+    let report = blocking(move || {
+        build_streams(&images, &out, previous.as_ref(), &opts).map_err(|e| e.to_string())
+    })
+    .await?;
+    for (product, fp) in &report.fingerprints {
+        log.info(&format!("{product} {version}: fingerprint {fp}"));
+    }
+    log.info(&format!(
+        "simplestreams: {} products, keeping {} versions each",
+        report.products.len(),
+        spec.keep
     ));
     Ok(())
 }

@@ -6,6 +6,7 @@
 mod bucket;
 mod order;
 mod publish;
+mod streams;
 
 pub use bucket::{Bucket, BucketSpec, Credentials, PublishError};
 pub use order::{publish_rank, sort_for_publish};
@@ -13,3 +14,4 @@ pub use publish::{
     MANIFEST, ObjectEntry, PublishOptions, PublishReport, Source, join, publish_dir, read_manifest,
     scan_dir, upload,
 };
+pub use streams::{StreamsOptions, StreamsReport, build_streams, version_for};

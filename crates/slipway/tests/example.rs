@@ -164,12 +164,45 @@ fn example_continuous_and_presubmit_flows() {
         "apt accepted a repo signed by another key: {text}"
     );
 
-    let containers =
-        ex.join("var/buckets/cros-containers-staging/74/debian/bookworm/amd64/default");
-    assert!(containers.join("lxd.tar.xz").exists() && containers.join("rootfs.tar.xz").exists());
+    // The image is published as an LXD simplestreams tree.
+    let streams = ex.join("var/buckets/cros-containers-staging/74");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(streams.join("streams/v1/index.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        index["index"]["images"]["products"],
+        serde_json::json!(["debian:bookworm:amd64:default"])
+    );
+    let images: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(streams.join("streams/v1/images.json")).unwrap())
+            .unwrap();
+    let versions = images["products"]["debian:bookworm:amd64:default"]["versions"]
+        .as_object()
+        .unwrap();
+    assert_eq!(versions.len(), 1);
+    let items = &versions.values().next().unwrap()["items"];
+    let rootfs = streams.join(items["root.tar.xz"]["path"].as_str().unwrap());
+    let meta = std::fs::read(streams.join(items["lxd.tar.xz"]["path"].as_str().unwrap())).unwrap();
+    let combined = {
+        use std::io::Write;
+        let mut h = Command::new("sha256sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = h.stdin.take().unwrap();
+        stdin.write_all(&meta).unwrap();
+        stdin.write_all(&std::fs::read(&rootfs).unwrap()).unwrap();
+        drop(stdin);
+        String::from_utf8(h.wait_with_output().unwrap().stdout).unwrap()[..64].to_string()
+    };
+    assert_eq!(
+        items["lxd.tar.xz"]["combined_rootxz_sha256"],
+        combined.as_str()
+    );
     let listing = Command::new("tar")
         .arg("-tJf")
-        .arg(containers.join("rootfs.tar.xz"))
+        .arg(&rootfs)
         .output()
         .unwrap();
     let files = stdout(&listing);
@@ -228,7 +261,7 @@ fn example_continuous_and_presubmit_flows() {
     ok(&out);
     let id = json(&out)["run_id"].as_i64().unwrap().to_string();
     let log = stdout(&slipway(&ex, &["logs", &id, "publish_lxd_staging"]));
-    assert!(log.contains("0 written, 2 unchanged"), "{log}");
+    assert!(log.contains("0 written, 5 unchanged"), "{log}");
 }
 
 fn list(dir: &Path) -> Vec<(String, Vec<u8>)> {

@@ -82,7 +82,7 @@ fn promote_rollback_and_release_history() {
     ok(&out);
     assert!(got.path().join("cros-guest-tools_74.0.1_all.deb").exists());
     assert!(
-        ex.join("var/buckets/cros-containers/74/debian/bookworm/amd64/default/rootfs.tar.xz")
+        ex.join("var/buckets/cros-containers/74/streams/v1/index.json")
             .exists()
     );
 
