@@ -1,0 +1,161 @@
+//! The real LXD client reads the published image stream: served over HTTPS on 127.0.0.1 with a
+//! self-signed certificate pinned in `$LXD_CONF/servercerts/<remote>.crt`, `lxc image list`
+//! shows the aliases and `lxc image export` (which checks every sha256 and the combined
+//! fingerprint) succeeds.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const SERVER: &str = r#"
+import functools, http.server, ssl, sys
+root, port, cert, key = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=root)
+server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"#;
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn ok(o: &std::process::Output) {
+    assert!(o.status.success(), "{}\n{}", stdout(o), stderr(o));
+}
+
+#[test]
+fn lxc_lists_and_exports_the_published_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ex = d.join("ex");
+    ok(&Command::new(bin())
+        .args(["example", "init"])
+        .arg(&ex)
+        .output()
+        .unwrap());
+    let run = json(&slipway(
+        &ex,
+        &["run", "guest_tools", "--milestone", "74", "--json"],
+    ));
+    assert_eq!(run["status"], "success", "{run}");
+    let id = run["run_id"].as_i64().unwrap().to_string();
+    let log = stdout(&slipway(&ex, &["logs", &id, "lxd_streams"]));
+    let fingerprint = log
+        .lines()
+        .find_map(|l| l.split("fingerprint ").nth(1))
+        .expect("the stream build logs the fingerprint")
+        .trim()
+        .to_string();
+
+    let cert = d.join("cert.pem");
+    let key = d.join("key.pem");
+    ok(&Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap());
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _server = Server(
+        Command::new("python3")
+            .args(["-c", SERVER])
+            .arg(ex.join("var/buckets/cros-containers-staging/74"))
+            .arg(port.to_string())
+            .arg(&cert)
+            .arg(&key)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "HTTPS server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let conf = d.join("lxdconf");
+    std::fs::create_dir_all(conf.join("servercerts")).unwrap();
+    std::fs::copy(&cert, conf.join("servercerts/slipway.crt")).unwrap();
+    let lxc = |args: &[&str]| {
+        Command::new("lxc")
+            .args(args)
+            .env("LXD_CONF", &conf)
+            .env("HOME", d)
+            .env_remove("http_proxy")
+            .env_remove("https_proxy")
+            .stdin(Stdio::null())
+            .output()
+            .expect("lxc is not installed (Debian package lxd-client; .ci/run installs it)")
+    };
+    ok(&lxc(&[
+        "remote",
+        "add",
+        "slipway",
+        &format!("https://127.0.0.1:{port}"),
+        "--protocol",
+        "simplestreams",
+        "--public",
+    ]));
+    let list = lxc(&["image", "list", "slipway:", "--format", "json"]);
+    ok(&list);
+    let images: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let image = &images[0];
+    assert_eq!(image["fingerprint"], fingerprint.as_str());
+    let aliases: Vec<&str> = image["aliases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    for alias in [
+        "debian/bookworm",
+        "debian/bookworm/default",
+        "debian/bookworm/amd64",
+    ] {
+        assert!(aliases.contains(&alias), "{alias} missing from {aliases:?}");
+    }
+    let out = d.join("export");
+    std::fs::create_dir_all(&out).unwrap();
+    let export = lxc(&[
+        "image",
+        "export",
+        "slipway:debian/bookworm",
+        out.to_str().unwrap(),
+    ]);
+    ok(&export);
+    assert!(out.join("lxd.tar.xz").exists() && out.join("rootfs.tar.xz").exists());
+}
