@@ -251,7 +251,19 @@ async fn publish(
         })
         .await?;
     }
-    let report = publish_dir(&src, &target, &prefix, &PublishOptions::default())
+    let opts = PublishOptions {
+        hash_cache: Some(
+            ctx.store
+                .data_dir()
+                .join("cache/publish")
+                .join(format!("{}-{}-{build}.json", plan.project, plan.milestone)),
+        ),
+        ..Default::default()
+    };
+    if let Some(dir) = opts.hash_cache.as_ref().and_then(|c| c.parent()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let report = publish_dir(&src, &target, &prefix, &opts)
         .await
         .map_err(|e| fail(e.to_string()))?;
     for o in &report.objects {

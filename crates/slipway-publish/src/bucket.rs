@@ -223,6 +223,44 @@ impl Bucket {
         }
     }
 
+    /// Every object under `prefix` with its size, keys relative to the prefix: one listing
+    /// instead of a request per object.
+    pub async fn list_sizes(
+        &self,
+        prefix: &str,
+    ) -> Result<std::collections::HashMap<String, u64>, PublishError> {
+        let prefix = prefix.trim_matches('/');
+        let full = match (self.root.is_empty(), prefix.is_empty()) {
+            (true, true) => String::new(),
+            (true, false) => prefix.to_string(),
+            (false, true) => self.root.clone(),
+            (false, false) => format!("{}/{prefix}", self.root),
+        };
+        let key = if full.is_empty() {
+            None
+        } else {
+            Some(Key::parse(&full).map_err(|_| PublishError::BadPath(full.clone()))?)
+        };
+        let mut stream = self.store.list(key.as_ref());
+        let mut out = std::collections::HashMap::new();
+        while let Some(meta) = stream.next().await {
+            let meta = match meta {
+                Ok(m) => m,
+                // A prefix that does not exist yet (local store) lists as empty.
+                Err(object_store::Error::NotFound { .. }) => break,
+                Err(e) => return Err(self.err(e)),
+            };
+            let path = meta.location.to_string();
+            let rel = if full.is_empty() {
+                path.as_str()
+            } else {
+                path.strip_prefix(&format!("{full}/")).unwrap_or(&path)
+            };
+            out.insert(rel.to_string(), meta.size);
+        }
+        Ok(out)
+    }
+
     /// Size of an object, or `None` when absent.
     pub async fn size(&self, rel: &str) -> Result<Option<u64>, PublishError> {
         match self.store.head(&self.key(rel)?).await {

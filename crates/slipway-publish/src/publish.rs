@@ -52,6 +52,9 @@ pub struct PublishOptions {
     pub concurrency: usize,
     /// Fault injection for tests: stop with an error once this many objects were written.
     pub abort_after: Option<usize>,
+    /// Remembers the sha256 of local files by identity (device, inode, size, mtime), so a
+    /// republish does not hash unchanged files again.
+    pub hash_cache: Option<PathBuf>,
 }
 
 impl Default for PublishOptions {
@@ -59,6 +62,7 @@ impl Default for PublishOptions {
         PublishOptions {
             concurrency: 16,
             abort_after: None,
+            hash_cache: None,
         }
     }
 }
@@ -83,8 +87,17 @@ pub async fn read_manifest(bucket: &Bucket, prefix: &str) -> BTreeMap<String, Ob
 }
 
 /// Hashes every file under `dir` (on the blocking pool, in parallel).
-pub async fn scan_dir(dir: &Path) -> Result<Vec<(ObjectEntry, PathBuf)>, PublishError> {
+pub async fn scan_dir(
+    dir: &Path,
+    cache: Option<&Path>,
+) -> Result<Vec<(ObjectEntry, PathBuf)>, PublishError> {
     let dir = dir.to_path_buf();
+    let cache_path = cache.map(Path::to_path_buf);
+    let known: std::collections::HashMap<String, String> = cache_path
+        .as_ref()
+        .and_then(|p| std::fs::read(p).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
     tokio::task::spawn_blocking(move || {
         let mut files = Vec::new();
         for entry in walkdir::WalkDir::new(&dir).sort_by_file_name() {
@@ -107,7 +120,8 @@ pub async fn scan_dir(dir: &Path) -> Result<Vec<(ObjectEntry, PathBuf)>, Publish
         if files.is_empty() {
             return Err(PublishError::Empty(dir.clone()));
         }
-        std::thread::scope(|s| {
+        let known = &known;
+        let scanned: Result<Vec<(ObjectEntry, PathBuf)>, PublishError> = std::thread::scope(|s| {
             let chunks: Vec<_> = files.chunks(files.len().div_ceil(4).max(1)).collect();
             let handles: Vec<_> = chunks
                 .into_iter()
@@ -116,7 +130,20 @@ pub async fn scan_dir(dir: &Path) -> Result<Vec<(ObjectEntry, PathBuf)>, Publish
                         chunk
                             .iter()
                             .map(|(rel, path)| {
-                                let (sha256, size) = hash_file(path)?;
+                                let id = identity(path);
+                                let (sha256, size) = match id
+                                    .as_ref()
+                                    .and_then(|i| known.get(i).map(|sha| (i, sha)))
+                                {
+                                    Some((i, sha)) => (
+                                        sha.clone(),
+                                        i.rsplit(':')
+                                            .nth(1)
+                                            .and_then(|s| s.parse().ok())
+                                            .unwrap_or(0),
+                                    ),
+                                    None => hash_file(path)?,
+                                };
                                 Ok((
                                     ObjectEntry {
                                         path: rel.clone(),
@@ -138,10 +165,38 @@ pub async fn scan_dir(dir: &Path) -> Result<Vec<(ObjectEntry, PathBuf)>, Publish
                 );
             }
             Ok(out)
-        })
+        });
+        let scanned = scanned?;
+        if let Some(cache) = &cache_path {
+            let map: std::collections::HashMap<String, String> = scanned
+                .iter()
+                .filter_map(|(o, p)| identity(p).map(|id| (id, o.sha256.clone())))
+                .collect();
+            if let Ok(bytes) = serde_json::to_vec(&map) {
+                let tmp = cache.with_extension("tmp");
+                if std::fs::write(&tmp, bytes).is_ok() {
+                    let _ = std::fs::rename(&tmp, cache);
+                }
+            }
+        }
+        Ok(scanned)
     })
     .await
     .map_err(|e| PublishError::Verify(format!("hashing stopped: {e}")))?
+}
+
+/// `device:inode:size:mtime`; the size is the third field.
+fn identity(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(format!(
+        "{}:{}:{}:{}.{}",
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec()
+    ))
 }
 
 fn hash_file(path: &Path) -> Result<(String, u64), PublishError> {
@@ -172,7 +227,7 @@ pub async fn publish_dir(
     prefix: &str,
     opts: &PublishOptions,
 ) -> Result<PublishReport, PublishError> {
-    let scanned = scan_dir(dir).await?;
+    let scanned = scan_dir(dir, opts.hash_cache.as_deref()).await?;
     let objects: Vec<ObjectEntry> = scanned.iter().map(|(o, _)| o.clone()).collect();
     upload(
         dest,
@@ -244,6 +299,7 @@ pub async fn upload(
         ..Default::default()
     };
     let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let present = std::sync::Arc::new(dest.list_sizes(prefix).await?);
 
     let mut i = 0;
     while i < ordered.len() {
@@ -253,29 +309,31 @@ pub async fn upload(
             .position(|o| publish_rank(&o.path) != rank)
             .map(|n| i + n)
             .unwrap_or(ordered.len());
-        let (dest, prefix, source, known, written, abort) = (
+        let (dest, prefix, source, known, written, abort, present) = (
             dest.clone(),
             prefix.to_string(),
             source.clone(),
             known.clone(),
             written.clone(),
             opts.abort_after,
+            present.clone(),
         );
         let results = bounded(
             ordered[i..end].to_vec(),
             opts.concurrency,
             move |o: ObjectEntry| {
-                let (dest, prefix, source, known, written) = (
+                let (dest, prefix, source, known, written, present) = (
                     dest.clone(),
                     prefix.clone(),
                     source.clone(),
                     known.clone(),
                     written.clone(),
+                    present.clone(),
                 );
                 async move {
                     let key = join(&prefix, &o.path);
                     let same = known.get(&o.path).is_some_and(|k| k.sha256 == o.sha256)
-                        && dest.size(&key).await? == Some(o.size);
+                        && present.get(&o.path) == Some(&o.size);
                     if same {
                         return Ok(false);
                     }
@@ -297,23 +355,34 @@ pub async fn upload(
         i = end;
     }
 
-    // Read back: indices fully (they are small and what clients trust), everything written
-    // this time fully, the rest by size.
-    let (d, p, k) = (dest.clone(), prefix.to_string(), known.clone());
+    // Read back: indices fully (they are small, and what clients trust: they carry the hashes
+    // of everything else), leaves by size.
+    let listed = dest.list_sizes(prefix).await?;
+    if let Some(o) = report
+        .objects
+        .iter()
+        .find(|o| listed.get(&o.path) != Some(&o.size))
+    {
+        return Err(PublishError::Verify(format!(
+            "{}: {} does not hold what was published",
+            dest.name,
+            join(prefix, &o.path)
+        )));
+    }
+    let (d, p) = (dest.clone(), prefix.to_string());
     bounded(
-        report.objects.clone(),
+        report
+            .objects
+            .iter()
+            .filter(|o| publish_rank(&o.path) > 0)
+            .cloned()
+            .collect(),
         opts.concurrency,
         move |o: ObjectEntry| {
-            let (dest, prefix, known) = (d.clone(), p.clone(), k.clone());
+            let (dest, prefix) = (d.clone(), p.clone());
             async move {
                 let key = join(&prefix, &o.path);
-                let full = publish_rank(&o.path) > 0
-                    || known.get(&o.path).is_none_or(|k| k.sha256 != o.sha256);
-                let ok = if full {
-                    dest.digest(&key).await? == Some((o.sha256.clone(), o.size))
-                } else {
-                    dest.size(&key).await? == Some(o.size)
-                };
+                let ok = dest.digest(&key).await? == Some((o.sha256.clone(), o.size));
                 if ok {
                     Ok(())
                 } else {
@@ -435,6 +504,7 @@ mod tests {
             &PublishOptions {
                 concurrency: 1,
                 abort_after: Some(1),
+                hash_cache: None,
             },
         )
         .await
@@ -447,6 +517,36 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(dir.path().join("bucket/74/dists/x/InRelease")).unwrap(),
             "signed again"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_hash_cache_skips_unchanged_files_and_sees_changed_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("a"), "one").unwrap();
+        std::fs::write(src.join("b"), "two").unwrap();
+        let bucket = local(dir.path(), "bucket");
+        let opts = PublishOptions {
+            hash_cache: Some(dir.path().join("hashes.json")),
+            ..Default::default()
+        };
+        assert_eq!(
+            publish_dir(&src, &bucket, "", &opts)
+                .await
+                .unwrap()
+                .uploaded,
+            2
+        );
+        assert!(dir.path().join("hashes.json").exists());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(src.join("b"), "changed").unwrap();
+        let again = publish_dir(&src, &bucket, "", &opts).await.unwrap();
+        assert_eq!((again.uploaded, again.unchanged), (1, 1));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("bucket/b")).unwrap(),
+            "changed"
         );
     }
 

@@ -224,6 +224,17 @@ pub enum ExampleCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
+    /// Publishing to a local S3 server: Slipway against `rclone sync`, cold and after one change.
+    Publish {
+        #[arg(long, default_value_t = 2000)]
+        objects: usize,
+        /// Total size of the tree in MiB.
+        #[arg(long, default_value_t = 1024)]
+        mib: u64,
+        /// A running S3 server (http://127.0.0.1:PORT); default: start moto_server.
+        #[arg(long)]
+        endpoint: Option<String>,
+    },
     /// apt repository building: Slipway cold and incremental against apt-ftparchive,
     /// dpkg-scanpackages, reprepro and the sha256sum floor, on the same generated .debs.
     Apt {

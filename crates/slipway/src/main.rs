@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_apt;
+mod bench_publish;
 mod cli;
 mod cmd;
 mod context;

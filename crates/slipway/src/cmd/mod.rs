@@ -92,6 +92,14 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     max_size,
                 },
         } => crate::bench_apt::run(debs, min_size, max_size),
+        Command::Bench {
+            command:
+                BenchCommand::Publish {
+                    objects,
+                    mib,
+                    endpoint,
+                },
+        } => crate::bench_publish::run(objects, mib, endpoint).await,
     }
 }
 

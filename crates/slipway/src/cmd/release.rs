@@ -20,6 +20,7 @@ pub async fn publish(
     let opts = slipway_publish::PublishOptions {
         abort_after,
         concurrency: if abort_after.is_some() { 1 } else { 16 },
+        ..Default::default()
     };
     let report = slipway_publish::publish_dir(dir, &target, prefix, &opts).await?;
     println!(
