@@ -300,6 +300,7 @@ pub async fn upload(
     };
     let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let present = std::sync::Arc::new(dest.list_sizes(prefix).await?);
+    let mut written_paths: std::collections::HashSet<String> = std::collections::HashSet::new();
 
     let mut i = 0;
     while i < ordered.len() {
@@ -335,7 +336,7 @@ pub async fn upload(
                     let same = known.get(&o.path).is_some_and(|k| k.sha256 == o.sha256)
                         && present.get(&o.path) == Some(&o.size);
                     if same {
-                        return Ok(false);
+                        return Ok(None);
                     }
                     if let Some(limit) = abort {
                         if written.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= limit {
@@ -345,30 +346,42 @@ pub async fn upload(
                         }
                     }
                     copy_one(&dest, &key, &o, &source).await?;
-                    Ok(true)
+                    Ok(Some(o.path.clone()))
                 }
             },
         )
         .await?;
-        report.uploaded += results.iter().filter(|w| **w).count();
-        report.unchanged += results.iter().filter(|w| !**w).count();
+        report.uploaded += results.iter().filter(|w| w.is_some()).count();
+        report.unchanged += results.iter().filter(|w| w.is_none()).count();
+        written_paths.extend(results.into_iter().flatten());
         i = end;
     }
 
     // Read back: indices fully (they are small, and what clients trust: they carry the hashes
     // of everything else), leaves by size.
-    let listed = dest.list_sizes(prefix).await?;
-    if let Some(o) = report
+    // Unchanged leaves were checked against the listing above; written ones are checked now.
+    let (d, p) = (dest.clone(), prefix.to_string());
+    let written_leaves: Vec<ObjectEntry> = report
         .objects
         .iter()
-        .find(|o| listed.get(&o.path) != Some(&o.size))
-    {
-        return Err(PublishError::Verify(format!(
-            "{}: {} does not hold what was published",
-            dest.name,
-            join(prefix, &o.path)
-        )));
-    }
+        .filter(|o| publish_rank(&o.path) == 0 && written_paths.contains(&o.path))
+        .cloned()
+        .collect();
+    bounded(written_leaves, opts.concurrency, move |o: ObjectEntry| {
+        let (dest, prefix) = (d.clone(), p.clone());
+        async move {
+            let key = join(&prefix, &o.path);
+            if dest.size(&key).await? == Some(o.size) {
+                Ok(())
+            } else {
+                Err(PublishError::Verify(format!(
+                    "{}: {key} does not hold what was published",
+                    dest.name
+                )))
+            }
+        }
+    })
+    .await?;
     let (d, p) = (dest.clone(), prefix.to_string());
     bounded(
         report
@@ -400,7 +413,7 @@ pub async fn upload(
     for o in &report.objects {
         manifest.insert(o.path.clone(), o.clone());
     }
-    let bytes = serde_json::to_vec_pretty(&manifest.into_values().collect::<Vec<_>>())
+    let bytes = serde_json::to_vec(&manifest.into_values().collect::<Vec<_>>())
         .map_err(|e| PublishError::Verify(e.to_string()))?;
     dest.put(&join(prefix, MANIFEST), bytes.into()).await?;
     Ok(report)
