@@ -42,6 +42,8 @@ pub(crate) struct RawBuild {
     timeout: Option<Spanned<toml::Value>>,
     #[serde(default)]
     env: BTreeMap<String, String>,
+    #[serde(default)]
+    junit: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -72,6 +74,8 @@ pub struct Build {
     pub privileged: bool,
     pub timeout: Duration,
     pub env: BTreeMap<String, String>,
+    /// JUnit reports the build writes (globs in its workspace), recorded as suite results.
+    pub junit: Vec<String>,
     pub loc: Loc,
     /// Where `with` was written, for errors about its values.
     pub with_loc: Loc,
@@ -217,6 +221,16 @@ impl Builds {
                 }
             };
 
+            for g in &b.junit {
+                let ok = check_relative(g.get_ref(), "junit glob").and_then(|_| {
+                    globset::Glob::new(g.get_ref())
+                        .map(|_| ())
+                        .map_err(|e| format!("junit glob '{}' is invalid: {e}", g.get_ref()))
+                });
+                if let Err(msg) = ok {
+                    errors.push(source.error(&g.span(), format!("build '{name}': {msg}")));
+                }
+            }
             for key in b.env.keys() {
                 if key.starts_with("SLIPWAY_") || key.is_empty() || key.contains('=') {
                     errors.push(source.error(
@@ -246,6 +260,7 @@ impl Builds {
                         .collect(),
                     privileged: b.privileged,
                     timeout,
+                    junit: b.junit.iter().map(|g| g.get_ref().clone()).collect(),
                     env: b.env,
                     loc: name_loc,
                     with_loc,

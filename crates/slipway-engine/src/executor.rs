@@ -393,7 +393,12 @@ async fn build_in_workspace(
         let deadline = Instant::now() + b.timeout;
         match &b.action {
             Some(action) => native::run(ctx, &build.name, action, &ws, log).await?,
-            None => run_steps(ctx, build, &ws, &env, deadline, log).await?,
+            None => {
+                let steps = run_steps(ctx, build, &ws, &env, deadline, log).await;
+                let reports = record_junit(ctx, build, &ws, log, steps.is_ok()).await;
+                steps?;
+                reports?;
+            }
         }
         let cas = ctx.store.cas().clone();
         let mut specs = b.artifacts.clone();
@@ -425,6 +430,71 @@ async fn build_in_workspace(
         ws.remove();
     }
     result
+}
+
+/// Reads the JUnit reports the build declares and records them as suite results of the run.
+/// A declared report that is missing after successful steps, or that cannot be read, fails the
+/// build; after failed steps a missing report is only noted.
+async fn record_junit(
+    ctx: &Ctx,
+    build: &PlannedBuild,
+    ws: &Workspace,
+    log: &BuildLog,
+    steps_ok: bool,
+) -> BuildResult {
+    for pattern in &build.build.junit {
+        let matcher = globset::GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| fail(format!("junit glob '{pattern}': {e}")))?
+            .compile_matcher();
+        let files: Vec<std::path::PathBuf> = walkdir::WalkDir::new(&ws.work)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_type().is_file()
+                    && e.path()
+                        .strip_prefix(&ws.work)
+                        .is_ok_and(|r| matcher.is_match(r))
+            })
+            .map(|e| e.path().to_path_buf())
+            .collect();
+        if files.is_empty() {
+            if steps_ok {
+                return Err(fail(format!("junit report '{pattern}' was not written")));
+            }
+            log.info(&format!("no junit report matches '{pattern}'"));
+        }
+        for file in files {
+            let rel = file
+                .strip_prefix(&ws.work)
+                .unwrap_or(&file)
+                .display()
+                .to_string();
+            let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+            if size > crate::junit::MAX_REPORT {
+                return Err(fail(format!(
+                    "junit report {rel} is {size} bytes; too large"
+                )));
+            }
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| fail(format!("junit report {rel}: {e}")))?;
+            let suites = crate::junit::parse(&text, &format!("junit:{rel}"))
+                .map_err(|e| fail(format!("junit report {rel}: {e}")))?;
+            for s in &suites {
+                log.info(&format!(
+                    "suite {}: {} tests, {} failures, {} errors, {} skipped ({rel})",
+                    s.name, s.tests, s.failures, s.errors, s.skipped
+                ));
+                ctx.store
+                    .record_suite(Some(ctx.run_id), Some(&build.name), None, s)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn base_env(ctx: &Ctx, build: &PlannedBuild, ws: &Workspace) -> BTreeMap<String, String> {

@@ -6,6 +6,7 @@ mod owner;
 mod release;
 mod state;
 mod status;
+mod suites;
 
 pub use cas::{Cas, CasError, StoredFile};
 pub use release::{Candidate, PublishedObject, Release, manifest_digest};
@@ -16,3 +17,4 @@ pub use status::{BuildStatus, RunStatus};
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+pub use suites::{RecordedSuite, SuiteResult};

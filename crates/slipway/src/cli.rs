@@ -121,6 +121,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Test verdicts about candidates: list them, or record a lab's JUnit report.
+    Suite {
+        #[command(subcommand)]
+        command: SuiteCommand,
+    },
     /// Native apt repositories: build, sign, verify.
     Apt {
         #[command(subcommand)]
@@ -199,6 +204,24 @@ pub enum AptCommand {
         published: bool,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SuiteCommand {
+    /// Suite results about a candidate: its run's reports and the labs'.
+    List {
+        #[arg(long)]
+        candidate: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record an external lab's JUnit report about a candidate (e.g. pfq on staging).
+    Record {
+        #[arg(long)]
+        candidate: i64,
+        #[arg(long)]
+        junit: PathBuf,
     },
 }
 

@@ -34,12 +34,18 @@ fn bench_apt_runs_as_a_smoke_test() {
 #[test]
 fn bench_publish_runs_as_a_smoke_test() {
     let dir = tempfile::tempdir().unwrap();
-    let out = common::slipway_cmd(dir.path(), &["bench", "publish", "--objects", "10", "--mib", "1"])
-        .env_remove("AWS_CA_BUNDLE")
-        .output()
-        .unwrap();
+    let out = common::slipway_cmd(
+        dir.path(),
+        &["bench", "publish", "--objects", "10", "--mib", "1"],
+    )
+    .env_remove("AWS_CA_BUNDLE")
+    .output()
+    .unwrap();
     assert!(out.status.success(), "{}", common::stderr(&out));
     let text = common::stdout(&out);
-    assert!(text.contains("slipway publish (cold)") && text.contains("rclone sync (cold)"), "{text}");
+    assert!(
+        text.contains("slipway publish (cold)") && text.contains("rclone sync (cold)"),
+        "{text}"
+    );
     assert!(text.contains("(1 uploaded, 9 unchanged)"), "{text}");
 }

@@ -447,3 +447,35 @@ fn logs_follow_streams_until_the_build_ends() {
     let mut run = run;
     assert!(run.wait().unwrap().success());
 }
+
+#[test]
+fn junit_reports_are_recorded_as_suite_results() {
+    let report = "<testsuites><testsuite name=\\\"ContainerTest\\\"><testcase name=\\\"a\\\"/><testcase name=\\\"b\\\"><failure>inactive</failure></testcase></testsuite></testsuites>";
+    let p = Project::new(
+        &format!(
+            "{}\n[builds.test]\nsteps = [\"mkdir -p out && printf '%s' '{report}' > out/sponge_log.xml\"]\njunit = [\"out/*.xml\"]\n[builds.forgot]\nsteps = [\"true\"]\njunit = [\"out/*.xml\"]\n",
+            job(&["test", "forgot"])
+        ),
+        &[],
+    );
+    let v = json(&p.run(&["run", "j", "--milestone", "1", "--json"]));
+    // The step decides the build's status; the report is recorded either way.
+    assert_eq!(v["builds"][0]["status"], "success", "{v}");
+    assert_eq!(v["builds"][1]["status"], "failure");
+    assert!(
+        v["builds"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("junit report 'out/*.xml' was not written"),
+        "{v}"
+    );
+    let shown = json(&p.run(&["show", "1", "--json"]));
+    let suite = &shown["suites"][0];
+    assert_eq!(suite["name"], "ContainerTest");
+    assert_eq!(
+        (suite["tests"].as_u64(), suite["failures"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(suite["passed"], false);
+    assert_eq!(suite["build"], "test");
+}

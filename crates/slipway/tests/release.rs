@@ -198,3 +198,67 @@ fn chrono_like_future() -> u64 {
         .as_secs()
         + 3600
 }
+
+#[test]
+fn labs_record_suite_results_about_a_candidate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ex = dir.path().join("ex");
+    ok(&Command::new(bin())
+        .args(["example", "init"])
+        .arg(&ex)
+        .output()
+        .unwrap());
+    let run = json(&slipway(
+        &ex,
+        &["run", "guest_tools", "--milestone", "74", "--json"],
+    ));
+    let c = run["candidate"]["id"].as_i64().unwrap().to_string();
+    let report = dir.path().join("pfq.xml");
+    std::fs::write(
+        &report,
+        "<testsuite name=\"pfq\"><testcase name=\"vm.CrostiniStartEverything\"/></testsuite>",
+    )
+    .unwrap();
+    ok(&slipway(
+        &ex,
+        &[
+            "suite",
+            "record",
+            "--candidate",
+            &c,
+            "--junit",
+            report.to_str().unwrap(),
+        ],
+    ));
+    let suites = json(&slipway(
+        &ex,
+        &["suite", "list", "--candidate", &c, "--json"],
+    ));
+    assert_eq!(suites[0]["name"], "pfq");
+    assert_eq!(suites[0]["passed"], true);
+    assert_eq!(suites[0]["source"], "external");
+    std::fs::write(&report, "<html/>").unwrap();
+    let out = slipway(
+        &ex,
+        &[
+            "suite",
+            "record",
+            "--candidate",
+            &c,
+            "--junit",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not a JUnit report"),
+        "{}",
+        stderr(&out)
+    );
+    let out = slipway(&ex, &["suite", "list", "--candidate", "999"]);
+    assert!(
+        stderr(&out).contains("no candidate 999"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -46,8 +46,10 @@ pub async fn show(data_dir: &Path, run_id: i64, json: bool) -> Result<ExitCode> 
         let artifacts = store.artifacts(run_id, &b.name).await?;
         builds.push((b, steps, artifacts));
     }
+    let suites = store.suites_of_run(run_id).await?;
     if json {
         let mut value = serde_json::to_value(&run)?;
+        value["suites"] = serde_json::to_value(&suites)?;
         value["builds"] = builds
             .iter()
             .map(|(b, steps, artifacts)| {
@@ -75,6 +77,14 @@ pub async fn show(data_dir: &Path, run_id: i64, json: bool) -> Result<ExitCode> 
     );
     if let Some(e) = &run.error {
         println!("  error: {e}");
+    }
+    for s in &suites {
+        let r = &s.result;
+        let verdict = if s.passed { "passed" } else { "FAILED" };
+        println!(
+            "  suite {} {verdict}: {} tests, {} failures, {} errors, {} skipped",
+            r.name, r.tests, r.failures, r.errors, r.skipped
+        );
     }
     for (b, steps, artifacts) in &builds {
         let err = b

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::{BenchCommand, Cli, Command, ExampleCommand};
+use crate::cli::{BenchCommand, Cli, Command, ExampleCommand, SuiteCommand};
 
 pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
     let Cli {
@@ -76,6 +76,12 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Candidates { milestone, json } => {
             release::candidates(&config, &data_dir, milestone, json).await
         }
+        Command::Suite {
+            command: SuiteCommand::List { candidate, json },
+        } => release::suites(&data_dir, candidate, json).await,
+        Command::Suite {
+            command: SuiteCommand::Record { candidate, junit },
+        } => release::record_suite(&data_dir, candidate, &junit).await,
         Command::Apt { command } => apt::apt(&data_dir, command),
         Command::Key { command } => apt::key(command),
         Command::Example {

@@ -161,3 +161,55 @@ pub async fn candidates(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+pub async fn suites(data_dir: &Path, candidate: i64, json: bool) -> Result<ExitCode> {
+    let store = open_store(&absolute(data_dir)?).await?;
+    anyhow::ensure!(
+        store.candidate(candidate).await?.is_some(),
+        "no candidate {candidate}"
+    );
+    let suites = store.suites_of_candidate(candidate).await?;
+    if json {
+        super::print_json(&suites)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if suites.is_empty() {
+        println!("candidate {candidate} has no suite results yet");
+    }
+    for s in suites {
+        let verdict = if s.passed { "passed" } else { "FAILED" };
+        let r = &s.result;
+        println!(
+            "{:<24} {verdict:<7} {} tests, {} failures, {} errors, {} skipped  ({}{})",
+            r.name,
+            r.tests,
+            r.failures,
+            r.errors,
+            r.skipped,
+            r.source,
+            s.build
+                .as_deref()
+                .map(|b| format!(", build {b}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn record_suite(data_dir: &Path, candidate: i64, junit: &Path) -> Result<ExitCode> {
+    let store = open_store(&absolute(data_dir)?).await?;
+    anyhow::ensure!(
+        store.candidate(candidate).await?.is_some(),
+        "no candidate {candidate}"
+    );
+    let suites = slipway_engine::read_junit(junit)?;
+    for s in &suites {
+        store.record_suite(None, None, Some(candidate), s).await?;
+        println!(
+            "recorded {} for candidate {candidate}: {}",
+            s.name,
+            if s.passed() { "passed" } else { "FAILED" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

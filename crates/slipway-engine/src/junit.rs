@@ -1,0 +1,163 @@
+//! Reading JUnit XML (`<testsuites>`/`<testsuite>`/`<testcase>` with `<failure>`, `<error>`,
+//! `<skipped>`): counts are taken from the test cases themselves, not from attributes a writer
+//! may have got wrong.
+
+use quick_xml::Reader;
+use quick_xml::events::Event;
+use slipway_store::SuiteResult;
+
+/// Largest report read, so a runaway writer cannot exhaust memory.
+pub(crate) const MAX_REPORT: u64 = 64 << 20;
+
+/// One result per `<testsuite>`; `source` names where it came from.
+pub(crate) fn parse(xml: &str, source: &str) -> Result<Vec<SuiteResult>, String> {
+    let mut reader = Reader::from_str(xml);
+    let mut suites: Vec<SuiteResult> = Vec::new();
+    let mut current: Option<SuiteResult> = None;
+    let mut in_case = false;
+    let mut case_outcome: Option<&'static str> = None;
+    let mut saw_root = false;
+    loop {
+        let event = reader.read_event().map_err(|e| {
+            format!(
+                "not well-formed XML at byte {}: {e}",
+                reader.buffer_position()
+            )
+        })?;
+        let (name, empty) = match &event {
+            Event::Start(e) => (e.name().as_ref().to_vec(), false),
+            Event::Empty(e) => (e.name().as_ref().to_vec(), true),
+            Event::End(e) => {
+                match e.name().as_ref() {
+                    b"testcase" => finish_case(&mut current, &mut in_case, &mut case_outcome),
+                    b"testsuite" => {
+                        if let Some(s) = current.take() {
+                            suites.push(s);
+                        }
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            Event::Eof => break,
+            _ => continue,
+        };
+        match name.as_slice() {
+            b"testsuites" => saw_root = true,
+            b"testsuite" => {
+                saw_root = true;
+                let suite_name = match &event {
+                    Event::Start(e) | Event::Empty(e) => e
+                        .try_get_attribute("name")
+                        .ok()
+                        .flatten()
+                        .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
+                        .unwrap_or_else(|| "unnamed".into()),
+                    _ => "unnamed".into(),
+                };
+                let suite = SuiteResult {
+                    name: suite_name,
+                    tests: 0,
+                    failures: 0,
+                    errors: 0,
+                    skipped: 0,
+                    source: source.to_string(),
+                };
+                if empty {
+                    suites.push(suite);
+                } else {
+                    current = Some(suite);
+                }
+            }
+            b"testcase" => {
+                in_case = true;
+                case_outcome = None;
+                if empty {
+                    finish_case(&mut current, &mut in_case, &mut case_outcome);
+                }
+            }
+            b"failure" if in_case => case_outcome = Some("failure"),
+            b"error" if in_case => case_outcome = case_outcome.or(Some("error")),
+            b"skipped" if in_case => case_outcome = case_outcome.or(Some("skipped")),
+            _ => {}
+        }
+    }
+    if !saw_root {
+        return Err("no <testsuites> or <testsuite> element: not a JUnit report".into());
+    }
+    Ok(suites)
+}
+
+fn finish_case(
+    current: &mut Option<SuiteResult>,
+    in_case: &mut bool,
+    outcome: &mut Option<&'static str>,
+) {
+    if !*in_case {
+        return;
+    }
+    if let Some(s) = current.as_mut() {
+        s.tests += 1;
+        match outcome.take() {
+            Some("failure") => s.failures += 1,
+            Some("error") => s.errors += 1,
+            Some("skipped") => s.skipped += 1,
+            _ => {}
+        }
+    }
+    *in_case = false;
+}
+
+/// Reads a JUnit report file (for reports recorded by hand or by a lab).
+pub fn read_junit(path: &std::path::Path) -> Result<Vec<SuiteResult>, crate::EngineError> {
+    let err = |message: String| crate::EngineError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(message),
+    };
+    let size = std::fs::metadata(path)
+        .map_err(|e| err(e.to_string()))?
+        .len();
+    if size > MAX_REPORT {
+        return Err(err(format!("{size} bytes; too large for a JUnit report")));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    parse(&text, "external").map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_cases_by_outcome() {
+        let xml = r#"<?xml version="1.0"?>
+<testsuites>
+  <testsuite name="ContainerTest" tests="99">
+    <testcase name="test_starts"/>
+    <testcase name="test_sftp"><failure message="inactive">cros-sftp.service inactive</failure></testcase>
+    <testcase name="test_garcon"><error message="boom"/></testcase>
+    <testcase name="test_gpu"><skipped/></testcase>
+  </testsuite>
+  <testsuite name="Empty"/>
+</testsuites>"#;
+        let suites = parse(xml, "junit:sponge_log.xml").unwrap();
+        assert_eq!(suites.len(), 2);
+        let s = &suites[0];
+        assert_eq!(
+            (s.name.as_str(), s.tests, s.failures, s.errors, s.skipped),
+            ("ContainerTest", 4, 1, 1, 1)
+        );
+        assert!(!s.passed());
+        assert!(suites[1].passed());
+    }
+
+    #[test]
+    fn malformed_reports_are_errors() {
+        assert!(parse("<testsuite><testcase></testsuite>", "x").is_err());
+        assert!(
+            parse("<html></html>", "x")
+                .unwrap_err()
+                .contains("not a JUnit report")
+        );
+    }
+}
