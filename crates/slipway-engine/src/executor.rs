@@ -497,6 +497,25 @@ async fn record_junit(
     Ok(())
 }
 
+/// A folder that persists between runs for one build of one project (e.g. a debootstrap base).
+/// Untrusted runs get their own, so presubmit code cannot poison what trusted runs reuse.
+fn build_cache(ctx: &Ctx, build: &PlannedBuild) -> String {
+    let trust = if ctx.plan.untrusted {
+        "untrusted"
+    } else {
+        "trusted"
+    };
+    let dir = ctx
+        .store
+        .data_dir()
+        .join("cache/builds")
+        .join(&ctx.plan.project)
+        .join(trust)
+        .join(&build.name);
+    let _ = std::fs::create_dir_all(&dir);
+    dir.display().to_string()
+}
+
 fn base_env(ctx: &Ctx, build: &PlannedBuild, ws: &Workspace) -> BTreeMap<String, String> {
     let plan = &ctx.plan;
     let mut env = BTreeMap::new();
@@ -527,6 +546,7 @@ fn base_env(ctx: &Ctx, build: &PlannedBuild, ws: &Workspace) -> BTreeMap<String,
         ("SLIPWAY_BUILD", build.name.clone()),
         ("SLIPWAY_INPUTS", ws.inputs.display().to_string()),
         ("SLIPWAY_WORKSPACE", ws.work.display().to_string()),
+        ("SLIPWAY_CACHE", build_cache(ctx, build)),
     ];
     for (k, v) in vars {
         env.insert(k.into(), v);

@@ -404,7 +404,9 @@ fn secrets_reach_only_declaring_builds_and_never_the_log() {
     assert!(log.contains("[secret]"), "{log}");
     let env = stdout(&p.run(&["logs", "1", "plain"]));
     assert!(
-        env.contains("SLIPWAY_MILESTONE=1") && env.contains("SLIPWAY_FLOW=manual"),
+        env.contains("SLIPWAY_MILESTONE=1")
+            && env.contains("SLIPWAY_FLOW=manual")
+            && env.contains("/cache/builds/t/trusted/plain"),
         "{env}"
     );
     // The secrets folder is gone after the build.
