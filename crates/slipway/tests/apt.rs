@@ -23,10 +23,6 @@ impl Repo {
     }
 }
 
-fn ok(o: &std::process::Output) {
-    assert!(o.status.success(), "{}\n{}", stdout(o), stderr(o));
-}
-
 fn build(sign: bool) -> Repo {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -9,10 +9,6 @@ use std::process::Command;
 
 use common::*;
 
-fn ok(o: &std::process::Output) {
-    assert!(o.status.success(), "{}\n{}", stdout(o), stderr(o));
-}
-
 fn repo(d: &Path, debs: &Path, out: &str) {
     ok(&slipway(
         d,

@@ -31,10 +31,6 @@ impl Drop for Server {
     }
 }
 
-fn ok(o: &std::process::Output) {
-    assert!(o.status.success(), "{}\n{}", stdout(o), stderr(o));
-}
-
 #[test]
 fn lxc_lists_and_exports_the_published_stream() {
     let dir = tempfile::tempdir().unwrap();

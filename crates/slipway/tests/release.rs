@@ -7,10 +7,6 @@ use std::process::Command;
 
 use common::*;
 
-fn ok(o: &std::process::Output) {
-    assert!(o.status.success(), "{}\n{}", stdout(o), stderr(o));
-}
-
 fn commit_version(repo: &Path, version: &str) {
     std::fs::write(repo.join("VERSION"), format!("{version}\n")).unwrap();
     git(

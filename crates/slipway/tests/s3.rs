@@ -68,10 +68,6 @@ fn curl(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-fn ok(o: &std::process::Output) {
-    assert!(o.status.success(), "{}\n{}", stdout(o), stderr(o));
-}
-
 fn s3_config(ex: &Path, port: u16) {
     let endpoint = format!("http://127.0.0.1:{port}");
     let text = std::fs::read_to_string(ex.join("slipway.toml")).unwrap();

@@ -30,6 +30,11 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Asserts a command succeeded, showing its output otherwise.
+pub fn ok(o: &Output) {
+    assert!(o.status.success(), "{}\n{}", stdout(o), stderr(o));
+}
+
 pub fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
