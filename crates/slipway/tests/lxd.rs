@@ -153,5 +153,9 @@ fn lxc_lists_and_exports_the_published_stream() {
         out.to_str().unwrap(),
     ]);
     ok(&export);
-    assert!(out.join("lxd.tar.xz").exists() && out.join("rootfs.tar.xz").exists());
+    let exported: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(exported.len(), 2, "metadata and rootfs: {exported:?}");
 }

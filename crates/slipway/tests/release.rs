@@ -230,9 +230,21 @@ fn labs_record_suite_results_about_a_candidate() {
         &ex,
         &["suite", "list", "--candidate", &c, "--json"],
     ));
-    assert_eq!(suites[0]["name"], "pfq");
-    assert_eq!(suites[0]["passed"], true);
-    assert_eq!(suites[0]["source"], "external");
+    // The run's own container test (JUnit from lxd_test) and the lab's verdict.
+    let by_name = |n: &str| {
+        suites
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == n)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {n} in {suites}"))
+    };
+    assert_eq!(by_name("ContainerTest")["passed"], true);
+    assert_eq!(by_name("ContainerTest")["build"], "lxd_test");
+    let pfq = by_name("pfq");
+    assert_eq!(pfq["passed"], true);
+    assert_eq!(pfq["source"], "external");
     std::fs::write(&report, "<html/>").unwrap();
     let out = slipway(
         &ex,

@@ -1,10 +1,11 @@
 #!/bin/sh
 # Builds the guest container image from the flow's apt repository, as LXD reads it:
-#   OUTDIR/debian/<release>/<arch>/<variant>/lxd.tar.xz     (metadata.yaml + templates)
-#   OUTDIR/debian/<release>/<arch>/<variant>/rootfs.tar.xz  (the root filesystem)
-# Continuous runs get the signed repo (apt_signer) and verify it with the keyring that
-# cros-apt-config ships; presubmit gets the unsigned repo (apt_repo) because the signer is bypassed.
-# Every index and package is checked against the hashes the repository lists before use.
+#   OUTDIR/debian/<release>/<arch>/<variant>/lxd.tar.xz       (metadata.yaml + templates)
+#   OUTDIR/debian/<release>/<arch>/<variant>/rootfs.squashfs  (the root filesystem)
+# The root filesystem is a Debian minbase with systemd (made once and kept in $SLIPWAY_CACHE)
+# with cros-guest-tools installed by apt from the flow's repository: the signed one in
+# continuous runs (checked against the keyring cros-apt-config ships), the unsigned one in
+# presubmit, where the signer is bypassed.
 set -eu
 out=${1:?usage: build-container.sh OUTDIR}
 release=bookworm
@@ -13,26 +14,34 @@ variant=default
 version=$(cat VERSION)
 : "${SOURCE_DATE_EPOCH:=$(date +%s)}"
 keyring=packages/cros-apt-config/root/usr/share/keyrings/cros-apt.gpg
+# A base made ahead of time (CI and hosts without network prepare it); else debootstrap it.
+seed=/var/cache/slipway/debian-$release-guest-base.tar
+base="${SLIPWAY_CACHE:?}/debian-$release-guest-base.tar"
+
+if [ ! -f "$base" ]; then
+  if [ -f "$seed" ]; then
+    cp "$seed" "$base.tmp"
+  else
+    echo "making the $release base with debootstrap (kept in $SLIPWAY_CACHE)"
+    tmp=$(mktemp -d)
+    debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,libpam-systemd "$release" "$tmp/rootfs" >/dev/null
+    tar -C "$tmp/rootfs" --numeric-owner -cf "$base.tmp" .
+    rm -rf "$tmp"
+  fi
+  mv "$base.tmp" "$base"
+fi
 
 if [ -d "$SLIPWAY_INPUTS/apt_signer/apt_signed" ]; then
   repo="$SLIPWAY_INPUTS/apt_signer/apt_signed"
   gpgv --quiet --keyring "./$keyring" "$repo/dists/$release/InRelease"
-  gpgv --quiet --keyring "./$keyring" "$repo/dists/$release/Release.gpg" "$repo/dists/$release/Release"
+  source_opts="signed-by=/etc/apt/keyrings/slipway-flow.gpg"
   echo "repository signature verified"
 elif [ -d "$SLIPWAY_INPUTS/apt_repo/apt_unsigned" ]; then
   repo="$SLIPWAY_INPUTS/apt_repo/apt_unsigned"
+  source_opts="trusted=yes"
   echo "using the unsigned repository (presubmit)"
 else
   echo "no apt repository among the inputs ($SLIPWAY_INPUTS)" >&2
-  exit 1
-fi
-
-dists="$repo/dists/$release"
-index="main/binary-$arch/Packages"
-listed=$(awk -v f="$index" '/^SHA256:/{s=1;next} /^[^ ]/{s=0} s && $3==f {print $1}' "$dists/Release")
-actual=$(sha256sum "$dists/$index" | cut -d' ' -f1)
-if [ -z "$listed" ] || [ "$listed" != "$actual" ]; then
-  echo "$index does not match the hash in Release" >&2
   exit 1
 fi
 
@@ -40,14 +49,26 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 rootfs="$work/rootfs"
 mkdir -p "$rootfs"
-awk '/^Filename:/{f=$2} /^SHA256:/{s=$2} /^$/{if (f) print s, f; f=""; s=""} END{if (f) print s, f}' "$dists/$index" |
-  while read -r sha file; do
-    echo "$sha  $repo/$file" | sha256sum --check --quiet
-    dpkg-deb -x "$repo/$file" "$rootfs"
-    echo "installed $(basename "$file")"
-  done
+tar -C "$rootfs" --numeric-owner -xf "$base"
+
+# apt inside the image installs from a copy of the flow's repository, with apt's own checks.
+mkdir -p "$rootfs/var/lib/slipway-flow" "$rootfs/etc/apt/keyrings"
+cp -R "$repo/." "$rootfs/var/lib/slipway-flow/"
+cp "$keyring" "$rootfs/etc/apt/keyrings/slipway-flow.gpg"
+echo "deb [$source_opts] file:/var/lib/slipway-flow $release main" > "$rootfs/etc/apt/sources.list.d/slipway-flow.list"
+apt_in() { chroot "$rootfs" env DEBIAN_FRONTEND=noninteractive apt-get -o APT::Sandbox::User=root -o Dir::Etc::SourceList=/dev/null "$@"; }
+apt_in update -qq
+apt_in install -y -qq --no-install-recommends cros-guest-tools >/dev/null
+rm -rf "$rootfs/var/lib/slipway-flow" "$rootfs/etc/apt/sources.list.d/slipway-flow.list" "$rootfs/etc/apt/keyrings/slipway-flow.gpg"
+rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin
 echo "deb [signed-by=/usr/share/keyrings/cros-apt.gpg] https://storage.example.org/cros-packages/${SLIPWAY_MILESTONE:-dev} $release main" \
   > "$rootfs/etc/apt/sources.list.d/cros.list"
+chroot "$rootfs" dpkg-query -W -f '${Package} ${Version}\n' 'cros-*'
+
+# The user the guest tools run for, with lingering so its user units start at boot.
+chroot "$rootfs" useradd --create-home --uid 1000 --shell /bin/bash user
+mkdir -p "$rootfs/var/lib/systemd/linger"
+touch "$rootfs/var/lib/systemd/linger/user"
 
 meta="$work/meta"
 mkdir -p "$meta/templates"
@@ -71,12 +92,9 @@ echo '{{ container.name }}' > "$meta/templates/hostname.tpl"
 
 dest="$out/debian/$release/$arch/$variant"
 mkdir -p "$dest"
-pack() { # $1 = dir, $2 = output, rest = members
-  dir=$1; file=$2; shift 2
-  tar --sort=name --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 --numeric-owner \
-    -C "$dir" -cf - "$@" | xz -6 -T1 > "$file"
-}
-pack "$meta" "$dest/lxd.tar.xz" metadata.yaml templates
-pack "$rootfs" "$dest/rootfs.tar.xz" .
-fingerprint=$(cat "$dest/lxd.tar.xz" "$dest/rootfs.tar.xz" | sha256sum | cut -d' ' -f1)
+tar --sort=name --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 --numeric-owner \
+  -C "$meta" -cf - metadata.yaml templates | xz -6 -T1 > "$dest/lxd.tar.xz"
+# mksquashfs takes its timestamps from SOURCE_DATE_EPOCH.
+mksquashfs "$rootfs" "$dest/rootfs.squashfs" -comp lz4 -noappend -quiet >/dev/null
+fingerprint=$(cat "$dest/lxd.tar.xz" "$dest/rootfs.squashfs" | sha256sum | cut -d' ' -f1)
 echo "image debian/$release/$arch/$variant fingerprint $fingerprint"
