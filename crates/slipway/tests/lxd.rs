@@ -1,7 +1,7 @@
 //! The real LXD client reads the published image stream: served over HTTPS on 127.0.0.1 with a
 //! self-signed certificate pinned in `$LXD_CONF/servercerts/<remote>.crt`, `lxc image list`
 //! shows the aliases and `lxc image export` (which checks every sha256 and the combined
-//! fingerprint) succeeds.
+//! fingerprint) succeeds, and a daemon launches the image from the remote and boots it.
 
 mod common;
 
@@ -21,6 +21,45 @@ ctx.load_cert_chain(cert, key)
 server.socket = ctx.wrap_socket(server.socket, server_side=True)
 server.serve_forever()
 "#;
+
+/// An LXD daemon with a private LXD_DIR, shut down when dropped.
+struct Daemon {
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl Daemon {
+    fn start(dir: &std::path::Path) -> Daemon {
+        let child = Command::new("lxd")
+            .args(["--group", "root"])
+            .env("LXD_DIR", dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("lxd is not installed (Debian package lxd; scripts/setup-host.sh installs it)");
+        let ready = Command::new("lxd")
+            .args(["waitready", "--timeout", "60"])
+            .env("LXD_DIR", dir)
+            .status()
+            .unwrap();
+        assert!(ready.success(), "lxd did not start");
+        Daemon {
+            child,
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("lxd")
+            .args(["shutdown", "--timeout", "60"])
+            .env("LXD_DIR", &self.dir)
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 struct Server(Child);
 
@@ -158,4 +197,57 @@ fn lxc_lists_and_exports_the_published_stream() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(exported.len(), 2, "metadata and rootfs: {exported:?}");
+
+    // Through a daemon: LXD downloads the image from the remote (checking it) and boots it.
+    let lxd_dir = d.join("lxd");
+    let pool = d.join("pool");
+    std::fs::create_dir_all(&lxd_dir).unwrap();
+    std::fs::create_dir_all(&pool).unwrap();
+    let _daemon = Daemon::start(&lxd_dir);
+    let lxd = |args: &[&str]| {
+        Command::new("lxc")
+            .args(args)
+            .env("LXD_CONF", &conf)
+            .env("LXD_DIR", &lxd_dir)
+            .env("HOME", d)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let preseed = format!(
+        "storage_pools:\n- name: default\n  driver: dir\n  config:\n    source: {}\nprofiles:\n- name: default\n  devices:\n    root:\n      path: /\n      pool: default\n      type: disk\n",
+        pool.display()
+    );
+    let mut init = Command::new("lxd")
+        .args(["init", "--preseed"])
+        .env("LXD_DIR", &lxd_dir)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut init.stdin.take().unwrap(), preseed.as_bytes()).unwrap();
+    assert!(init.wait().unwrap().success(), "lxd init failed");
+    ok(&lxd(&["launch", "slipway:debian/bookworm", "guest"]));
+    let start = Instant::now();
+    loop {
+        let state = lxd(&["exec", "guest", "--", "systemctl", "is-system-running"]);
+        let s = stdout(&state);
+        if s.trim() == "running" || s.trim() == "degraded" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "the container did not boot: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let sftp = lxd(&[
+        "exec",
+        "guest",
+        "--",
+        "systemctl",
+        "is-active",
+        "cros-sftp.service",
+    ]);
+    assert_eq!(stdout(&sftp).trim(), "active");
+    let _ = lxd(&["delete", "--force", "guest"]);
 }
