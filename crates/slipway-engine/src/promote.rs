@@ -219,11 +219,12 @@ pub async fn promote(
                 candidate.id
             ))
         })?;
-        let prod_name = staging_cfg.promote_to.clone().ok_or_else(|| {
-            refused(format!(
-                "bucket '{staging_name}' has no promote_to in [buckets]"
-            ))
-        })?;
+        // Buckets without promote_to (e.g. a testing bucket for device tests) are not staging:
+        // their objects are part of the candidate but are not promoted.
+        let Some(prod_name) = staging_cfg.promote_to.clone() else {
+            tracing::info!(bucket = %staging_name, "not promoted: the bucket has no promote_to");
+            continue;
+        };
         let staging = crate::buckets::open(config, &staging_name, None).map_err(refused)?;
         let prod = crate::buckets::open(config, &prod_name, None).map_err(refused)?;
         // The exact bytes by sha256 from the artifact store (staging may hold newer ones at the

@@ -217,6 +217,21 @@ fn example_continuous_and_presubmit_flows() {
         "{files}"
     );
 
+    // The VM image for device tests is in the testing bucket, a valid qcow2.
+    let vm = ex
+        .join("var/buckets/termina-component-testing/74/debian/bookworm/amd64/guest-rootfs.qcow2");
+    let info = Command::new("qemu-img")
+        .args(["info", "--output=json"])
+        .arg(&vm)
+        .output()
+        .unwrap();
+    assert!(info.status.success(), "{}", stderr(&info));
+    assert!(
+        stdout(&info).contains("\"format\": \"qcow2\""),
+        "{}",
+        stdout(&info)
+    );
+
     // Continuous on a release branch: its own VERSION, its own bucket prefix.
     let out = slipway(&ex, &["run", "guest_tools", "--milestone", "71", "--json"]);
     ok(&out);
