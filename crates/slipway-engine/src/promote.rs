@@ -260,7 +260,18 @@ pub async fn promote(
             files: files.clone(),
             fallback: Some((staging.clone(), prefix.clone())),
         };
-        match upload(prod, prefix, entries, &source, &PublishOptions::default()).await {
+        match upload(
+            prod,
+            prefix,
+            entries,
+            &source,
+            &PublishOptions {
+                verify_all: true,
+                ..Default::default()
+            },
+        )
+        .await
+        {
             Ok(report) => copies.push((
                 staging.name.clone(),
                 prod.name.clone(),

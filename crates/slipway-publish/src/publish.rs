@@ -52,6 +52,9 @@ pub struct PublishOptions {
     pub concurrency: usize,
     /// Fault injection for tests: stop with an error once this many objects were written.
     pub abort_after: Option<usize>,
+    /// Read every object back and check its sha256 (promotion does); otherwise indices are read
+    /// back fully and other objects checked by size.
+    pub verify_all: bool,
     /// Remembers the sha256 of local files by identity (device, inode, size, mtime), so a
     /// republish does not hash unchanged files again.
     pub hash_cache: Option<PathBuf>,
@@ -62,6 +65,7 @@ impl Default for PublishOptions {
         PublishOptions {
             concurrency: 16,
             abort_after: None,
+            verify_all: false,
             hash_cache: None,
         }
     }
@@ -364,7 +368,9 @@ pub async fn upload(
     let written_leaves: Vec<ObjectEntry> = report
         .objects
         .iter()
-        .filter(|o| publish_rank(&o.path) == 0 && written_paths.contains(&o.path))
+        .filter(|o| {
+            publish_rank(&o.path) == 0 && !opts.verify_all && written_paths.contains(&o.path)
+        })
         .cloned()
         .collect();
     bounded(written_leaves, opts.concurrency, move |o: ObjectEntry| {
@@ -387,7 +393,7 @@ pub async fn upload(
         report
             .objects
             .iter()
-            .filter(|o| publish_rank(&o.path) > 0)
+            .filter(|o| publish_rank(&o.path) > 0 || opts.verify_all)
             .cloned()
             .collect(),
         opts.concurrency,
@@ -517,6 +523,7 @@ mod tests {
             &PublishOptions {
                 concurrency: 1,
                 abort_after: Some(1),
+                verify_all: false,
                 hash_cache: None,
             },
         )
