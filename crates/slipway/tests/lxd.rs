@@ -75,11 +75,7 @@ fn lxc_lists_and_exports_the_published_stream() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let ex = d.join("ex");
-    ok(&Command::new(bin())
-        .args(["example", "init"])
-        .arg(&ex)
-        .output()
-        .unwrap());
+    init_example(&ex);
     let run = json(&slipway(
         &ex,
         &["run", "guest_tools", "--milestone", "74", "--json"],

@@ -3,7 +3,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 
@@ -26,11 +25,7 @@ fn packages(ex: &Path, bucket: &str) -> String {
 fn promote_rollback_and_release_history() {
     let dir = tempfile::tempdir().unwrap();
     let ex = dir.path().join("ex");
-    ok(&Command::new(bin())
-        .args(["example", "init"])
-        .arg(&ex)
-        .output()
-        .unwrap());
+    init_example(&ex);
     let out = slipway(&ex, &["promote", "--milestone", "74"]);
     assert!(!out.status.success());
     assert!(
@@ -141,11 +136,7 @@ fn promote_rollback_and_release_history() {
 fn promotion_refuses_identity_changes_and_held_leases() {
     let dir = tempfile::tempdir().unwrap();
     let ex = dir.path().join("ex");
-    ok(&Command::new(bin())
-        .args(["example", "init"])
-        .arg(&ex)
-        .output()
-        .unwrap());
+    init_example(&ex);
     ok(&slipway(&ex, &["run", "guest_tools", "--milestone", "74"]));
     ok(&slipway(&ex, &["promote", "--milestone", "74"]));
 
@@ -199,11 +190,7 @@ fn chrono_like_future() -> u64 {
 fn labs_record_suite_results_about_a_candidate() {
     let dir = tempfile::tempdir().unwrap();
     let ex = dir.path().join("ex");
-    ok(&Command::new(bin())
-        .args(["example", "init"])
-        .arg(&ex)
-        .output()
-        .unwrap());
+    init_example(&ex);
     let run = json(&slipway(
         &ex,
         &["run", "guest_tools", "--milestone", "74", "--json"],

@@ -113,11 +113,7 @@ fn publish_republish_promote_rollback_on_s3() {
     }
     let dir = tempfile::tempdir().unwrap();
     let ex = dir.path().join("ex");
-    ok(&Command::new(bin())
-        .args(["example", "init"])
-        .arg(&ex)
-        .output()
-        .unwrap());
+    init_example(&ex);
     s3_config(&ex, moto.port);
     ok(&slipway(&ex, &["validate"]));
 
@@ -224,11 +220,7 @@ fn the_s3_lease_is_exclusive() {
     ]));
     let dir = tempfile::tempdir().unwrap();
     let ex = dir.path().join("ex");
-    ok(&Command::new(bin())
-        .args(["example", "init"])
-        .arg(&ex)
-        .output()
-        .unwrap());
+    init_example(&ex);
     ok(&curl(&[
         "-f",
         "-X",

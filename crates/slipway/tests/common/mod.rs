@@ -35,6 +35,15 @@ pub fn ok(o: &Output) {
     assert!(o.status.success(), "{}\n{}", stdout(o), stderr(o));
 }
 
+/// `slipway example init DIR`, which must succeed.
+pub fn init_example(dir: &Path) {
+    ok(&Command::new(bin())
+        .args(["example", "init"])
+        .arg(dir)
+        .output()
+        .expect("cannot run slipway"));
+}
+
 pub fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
