@@ -10,6 +10,7 @@ use toml::Spanned;
 use crate::diag::{ConfigErrors, Loc, SourceText, parse_toml};
 use crate::duration::parse_duration;
 use crate::native::{ActionError, NativeAction, native_action};
+use crate::resources::{Limits, RawResources};
 use crate::service::is_name;
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -44,6 +45,9 @@ pub(crate) struct RawBuild {
     env: BTreeMap<String, String>,
     #[serde(default)]
     junit: Vec<Spanned<String>>,
+    sandbox: Option<Spanned<bool>>,
+    network: Option<Spanned<bool>>,
+    resources: Option<Spanned<RawResources>>,
 }
 
 #[derive(Deserialize)]
@@ -76,6 +80,15 @@ pub struct Build {
     pub env: BTreeMap<String, String>,
     /// JUnit reports the build writes (globs in its workspace), recorded as suite results.
     pub junit: Vec<String>,
+    /// Run the steps in the sandbox (default). `false` is for trusted jobs only.
+    pub sandbox: bool,
+    /// Where `sandbox = false` was written, for the untrusted-job check.
+    pub sandbox_loc: Option<Loc>,
+    /// Host network inside the sandbox (else only a private loopback).
+    pub network: bool,
+    pub network_loc: Option<Loc>,
+    /// Limits set on the build itself; the service's `[sandbox]` defaults fill the rest.
+    pub resources: Limits,
     pub loc: Loc,
     /// Where `with` was written, for errors about its values.
     pub with_loc: Loc,
@@ -231,6 +244,23 @@ impl Builds {
                     errors.push(source.error(&g.span(), format!("build '{name}': {msg}")));
                 }
             }
+            let resources = match &b.resources {
+                None => Limits::default(),
+                Some(r) => r.get_ref().parse().unwrap_or_else(|msg| {
+                    errors.push(source.error(&r.span(), format!("build '{name}': {msg}")));
+                    Limits::default()
+                }),
+            };
+            let sandbox_loc = b
+                .sandbox
+                .as_ref()
+                .filter(|s| !*s.get_ref())
+                .map(|s| source.loc_of(&s.span()));
+            let network_loc = b
+                .network
+                .as_ref()
+                .filter(|s| *s.get_ref())
+                .map(|s| source.loc_of(&s.span()));
             for key in b.env.keys() {
                 if key.starts_with("SLIPWAY_") || key.is_empty() || key.contains('=') {
                     errors.push(source.error(
@@ -264,6 +294,11 @@ impl Builds {
                     env: b.env,
                     loc: name_loc,
                     with_loc,
+                    sandbox: sandbox_loc.is_none(),
+                    sandbox_loc,
+                    network: network_loc.is_some(),
+                    network_loc,
+                    resources,
                 },
             );
         }

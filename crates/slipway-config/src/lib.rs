@@ -7,6 +7,7 @@ mod diag;
 mod duration;
 mod native;
 mod plan;
+mod resources;
 mod service;
 mod validate;
 
@@ -14,10 +15,11 @@ pub use builds::{ArtifactSpec, Build, Builds};
 pub use diag::{ConfigError, ConfigErrors, Loc, SourceText};
 pub use duration::parse_duration;
 pub use native::{AptRepoSpec, AptSignSpec, DebSelection, NativeAction, StreamsSpec};
+pub use resources::{DEFAULT_MEMORY, DEFAULT_PIDS, Limits, Resources, parse_size};
 pub use plan::{Bypass, Flow, Plan, PlanError, PlannedBuild, branch_for, plan};
 pub use service::{
-    BranchRow, BranchSelector, Bucket, Config, Job, Project, ReviewTrigger, Secret, SecretSource,
-    Trigger,
+    BranchRow, BranchSelector, Bucket, Config, Job, Project, ReviewTrigger, SandboxConfig, Secret,
+    SecretSource, Trigger,
 };
 pub use validate::validate;
 

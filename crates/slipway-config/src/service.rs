@@ -7,6 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::builds::{Builds, RawBuild};
+use crate::resources::{RawResources, Resources, parse_size};
 use crate::diag::{ConfigError, ConfigErrors, Loc, SourceText, parse_toml};
 
 #[derive(Deserialize)]
@@ -23,6 +24,45 @@ struct RawService {
     jobs: BTreeMap<Spanned<String>, RawJob>,
     #[serde(default)]
     builds: BTreeMap<Spanned<String>, Spanned<RawBuild>>,
+    sandbox: Option<Spanned<RawSandbox>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSandbox {
+    #[serde(default)]
+    read_only: Vec<Spanned<String>>,
+    memory: Option<toml::Value>,
+    pids: Option<toml::Value>,
+    cpus: Option<toml::Value>,
+    log_limit: Option<Spanned<toml::Value>>,
+    id_base: Option<Spanned<i64>>,
+}
+
+/// `[sandbox]`: what every sandboxed step gets unless its build says otherwise.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Host folders every sandboxed step sees read-only (e.g. a prepared base image cache).
+    pub read_only: Vec<PathBuf>,
+    pub defaults: Resources,
+    /// Bytes a build's log may grow to.
+    pub log_limit: u64,
+    /// First host id of the trusted sandbox range (the untrusted range follows it).
+    pub id_base: u32,
+}
+
+pub const DEFAULT_LOG_LIMIT: u64 = 64 * 1024 * 1024;
+pub const DEFAULT_ID_BASE: u32 = 2_100_000_000;
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            read_only: Vec::new(),
+            defaults: Resources::default(),
+            log_limit: DEFAULT_LOG_LIMIT,
+            id_base: DEFAULT_ID_BASE,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -81,6 +121,8 @@ struct RawJob {
     branches: Spanned<RawBranches>,
     #[serde(default)]
     untrusted: bool,
+    #[serde(default)]
+    allow_network: bool,
     builds: Vec<Spanned<String>>,
 }
 
@@ -188,6 +230,8 @@ pub struct Job {
     pub trigger: Trigger,
     pub branches: BranchSelector,
     pub untrusted: bool,
+    /// Lets builds of an untrusted job ask for `network = true`.
+    pub allow_network: bool,
     pub builds: Vec<(String, Loc)>,
     pub loc: Loc,
     pub branches_loc: Loc,
@@ -205,6 +249,7 @@ pub struct Config {
     pub jobs: BTreeMap<String, Job>,
     /// Builds defined in the service file itself (a single-file setup).
     pub inline_builds: Builds,
+    pub sandbox: SandboxConfig,
 }
 
 impl Config {
@@ -422,6 +467,7 @@ impl Config {
                     trigger,
                     branches: selector,
                     untrusted: j.untrusted,
+                    allow_network: j.allow_network,
                     builds,
                     loc,
                     branches_loc,
@@ -437,8 +483,14 @@ impl Config {
             }
         };
 
+        let sandbox = match &raw.sandbox {
+            None => SandboxConfig::default(),
+            Some(sb) => sandbox_config(&source, &base_dir, sb, &mut errors),
+        };
+
         errors.into_result()?;
         Ok(Config {
+            sandbox,
             source,
             base_dir,
             project,
@@ -474,6 +526,64 @@ impl Config {
             self.base_dir.join(p)
         }
     }
+}
+
+fn sandbox_config(
+    source: &SourceText,
+    base_dir: &Path,
+    spanned: &Spanned<RawSandbox>,
+    errors: &mut ConfigErrors,
+) -> SandboxConfig {
+    let raw = spanned.get_ref();
+    let mut cfg = SandboxConfig::default();
+    for p in &raw.read_only {
+        let path = Path::new(p.get_ref());
+        let resolved = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            base_dir.join(path)
+        };
+        if p.get_ref().trim().is_empty() || resolved == Path::new("/") {
+            errors.push(source.error(
+                &p.span(),
+                "sandbox.read_only: name a folder to share, not the whole file system",
+            ));
+            continue;
+        }
+        cfg.read_only.push(resolved);
+    }
+    let limits = RawResources::from_values(raw.memory.clone(), raw.pids.clone(), raw.cpus.clone());
+    match limits.parse() {
+        Ok(l) => cfg.defaults = l.over(&Resources::default()),
+        Err(msg) => errors.push(ConfigError {
+            loc: source.loc_of(&spanned.span()),
+            message: format!("[sandbox] {}", msg.trim_start_matches("resources.")),
+        }),
+    }
+    if let Some(v) = &raw.log_limit {
+        let parsed = match v.get_ref() {
+            toml::Value::Integer(n) if *n > 0 => Ok(*n as u64),
+            toml::Value::String(s) => parse_size(s),
+            _ => Err("expected a size like \"64M\"".to_string()),
+        };
+        match parsed {
+            Ok(n) if n >= 4096 => cfg.log_limit = n,
+            Ok(_) => errors.push(source.error(&v.span(), "sandbox.log_limit must be at least 4K")),
+            Err(msg) => errors.push(source.error(&v.span(), format!("sandbox.log_limit: {msg}"))),
+        }
+    }
+    if let Some(b) = &raw.id_base {
+        let base = *b.get_ref();
+        if base < 65_536 || base > (u32::MAX as i64) - 2 * 65_536 {
+            errors.push(source.error(
+                &b.span(),
+                "sandbox.id_base must leave room for two ranges of 65536 ids above 65535",
+            ));
+        } else {
+            cfg.id_base = base as u32;
+        }
+    }
+    cfg
 }
 
 /// Names that end up in paths and instance names.

@@ -121,6 +121,24 @@ pub fn validate(config: &Config, builds: &Builds) -> Result<(), ConfigErrors> {
             let (kept, _) = bypass_needs(job, builds);
             for (name, _) in kept {
                 if let Some(b) = builds.get(&name) {
+                    if let Some(loc) = &b.sandbox_loc {
+                        errors.push(ConfigError {
+                            loc: loc.clone(),
+                            message: format!(
+                                "build '{name}' sets `sandbox = false`, but untrusted job '{}' runs it: untrusted code always runs sandboxed",
+                                job.name
+                            ),
+                        });
+                    }
+                    if let (Some(loc), false) = (&b.network_loc, job.allow_network) {
+                        errors.push(ConfigError {
+                            loc: loc.clone(),
+                            message: format!(
+                                "build '{name}' asks for `network = true`, but untrusted job '{}' does not allow it (set `allow_network = true` on the job to opt in)",
+                                job.name
+                            ),
+                        });
+                    }
                     if let Some((secret, loc)) = b.secrets.first() {
                         errors.push(ConfigError {
                             loc: job.loc.clone(),

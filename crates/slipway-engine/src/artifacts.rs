@@ -10,11 +10,16 @@ use slipway_config::ArtifactSpec;
 use slipway_store::{ArtifactRow, Cas};
 
 /// Matches and stores artifacts. Returns a user-facing reason on failure.
+///
+/// `from_steps`: the files were written by a script step (untrusted code, possibly): a file
+/// with more than one hard link (which could be a link to something the step could not read)
+/// is refused too. Native builds hard-link stored objects on purpose, so they are exempt.
 pub(crate) fn collect(
     work: &Path,
     specs: &[ArtifactSpec],
     allow_empty: bool,
     cas: &Cas,
+    from_steps: bool,
 ) -> Result<Vec<ArtifactRow>, String> {
     if specs.is_empty() {
         return Ok(Vec::new());
@@ -55,7 +60,7 @@ pub(crate) fn collect(
             if !m.is_match(rel) {
                 continue;
             }
-            let file = regular_file_inside(&root, entry.path(), rel_str)?;
+            let file = regular_file_inside(&root, entry.path(), rel_str, from_steps)?;
             let dest = strip(rel_str, spec.strip_prefix.as_deref())?;
             if let Some((_, other)) = chosen.get(&dest) {
                 if other != rel_str {
@@ -91,10 +96,26 @@ pub(crate) fn collect(
 
 /// The file to store for a matched entry: itself, or a symlink's target if that is a regular
 /// file inside the workspace.
-fn regular_file_inside(root: &Path, path: &Path, rel: &str) -> Result<PathBuf, String> {
+fn regular_file_inside(
+    root: &Path,
+    path: &Path,
+    rel: &str,
+    from_steps: bool,
+) -> Result<PathBuf, String> {
+    use std::os::unix::fs::MetadataExt;
+    let single = |p: &Path| -> Result<PathBuf, String> {
+        let meta = std::fs::symlink_metadata(p).map_err(|e| format!("artifact '{rel}': {e}"))?;
+        if from_steps && meta.nlink() > 1 {
+            return Err(format!(
+                "artifact '{rel}' has {} hard links; a build's artifacts must be files it wrote itself",
+                meta.nlink()
+            ));
+        }
+        Ok(p.to_path_buf())
+    };
     let meta = std::fs::symlink_metadata(path).map_err(|e| format!("artifact '{rel}': {e}"))?;
     if meta.file_type().is_file() {
-        return Ok(path.to_path_buf());
+        return single(path);
     }
     if meta.file_type().is_symlink() {
         let target = path
@@ -106,11 +127,13 @@ fn regular_file_inside(root: &Path, path: &Path, rel: &str) -> Result<PathBuf, S
                 target.display()
             ));
         }
-        if target.is_file() {
-            return Ok(target);
+        if std::fs::symlink_metadata(&target).is_ok_and(|m| m.file_type().is_file()) {
+            return single(&target);
         }
     }
-    Err(format!("artifact '{rel}' is not a regular file"))
+    Err(format!(
+        "artifact '{rel}' is not a regular file (devices, sockets and pipes are never collected)"
+    ))
 }
 
 /// Removes `prefix` (whole components) from `rel` and checks the result is a clean relative path.
@@ -164,7 +187,7 @@ mod tests {
         std::fs::write(work.join("out/debs/b.deb"), "same").unwrap();
         std::fs::write(work.join("out/debs/sub/c.deb"), "other").unwrap();
         let cas = Cas::open(&dir.path().join("cas")).unwrap();
-        let rows = collect(&work, &[spec("out/debs/*.deb", Some("out/"))], false, &cas).unwrap();
+        let rows = collect(&work, &[spec("out/debs/*.deb", Some("out/"))], false, &cas, true).unwrap();
         let paths: Vec<_> = rows.iter().map(|r| r.path.as_str()).collect();
         // `*` does not cross directories.
         assert_eq!(paths, ["debs/a.deb", "debs/b.deb"]);
@@ -174,6 +197,7 @@ mod tests {
             &[spec("out/**/*.deb", Some("out/debs"))],
             false,
             &cas,
+            true,
         )
         .unwrap();
         assert_eq!(rows.len(), 3);
@@ -183,10 +207,10 @@ mod tests {
     fn empty_matches_fail_unless_allowed() {
         let dir = tempfile::tempdir().unwrap();
         let cas = Cas::open(&dir.path().join("cas")).unwrap();
-        let e = collect(dir.path(), &[spec("out/*.deb", None)], false, &cas).unwrap_err();
+        let e = collect(dir.path(), &[spec("out/*.deb", None)], false, &cas, true).unwrap_err();
         assert!(e.contains("matched no files"), "{e}");
         assert!(
-            collect(dir.path(), &[spec("out/*.deb", None)], true, &cas)
+            collect(dir.path(), &[spec("out/*.deb", None)], true, &cas, true)
                 .unwrap()
                 .is_empty()
         );
@@ -200,8 +224,33 @@ mod tests {
         std::fs::write(dir.path().join("secret"), "x").unwrap();
         std::os::unix::fs::symlink(dir.path().join("secret"), work.join("leak.txt")).unwrap();
         let cas = Cas::open(&dir.path().join("cas")).unwrap();
-        let e = collect(&work, &[spec("*.txt", None)], false, &cas).unwrap_err();
+        let e = collect(&work, &[spec("*.txt", None)], false, &cas, true).unwrap_err();
         assert!(e.contains("outside the workspace"), "{e}");
+    }
+
+    #[test]
+    fn hard_links_and_devices_from_steps_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::write(dir.path().join("key"), "secret").unwrap();
+        std::fs::hard_link(dir.path().join("key"), work.join("key.txt")).unwrap();
+        let cas = Cas::open(&dir.path().join("cas")).unwrap();
+        let e = collect(&work, &[spec("*.txt", None)], false, &cas, true).unwrap_err();
+        assert!(e.contains("hard links"), "{e}");
+        // Native builds link stored objects on purpose.
+        assert_eq!(
+            collect(&work, &[spec("*.txt", None)], false, &cas, false)
+                .unwrap()
+                .len(),
+            1
+        );
+        std::fs::remove_file(work.join("key.txt")).unwrap();
+        let fifo = std::ffi::CString::new(work.join("pipe.txt").to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo on a path we own.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let e = collect(&work, &[spec("*.txt", None)], false, &cas, true).unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
     }
 
     #[test]

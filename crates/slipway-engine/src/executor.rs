@@ -3,6 +3,7 @@
 //! cancellation ends every running process group and marks the run `cancelled`.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -13,13 +14,15 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use slipway_sandbox::{
+    Mount, PlainRunner, SandboxRunner, SandboxSettings, Spawned, StepEnd, StepRunner, StepSpec,
+};
 
 use crate::artifacts;
 use crate::error::{EngineError, io_err};
 use crate::events::Event;
 use crate::logs::BuildLog;
 use crate::native;
-use crate::process::{StepEnd, StepSpec, run_step};
 use crate::secrets;
 use crate::source::{Prepared, short};
 use crate::workspace::Workspace;
@@ -74,6 +77,9 @@ pub(crate) struct Ctx {
     pub(crate) cancel: CancellationToken,
     pub(crate) events: Option<UnboundedSender<Event>>,
     pub(crate) permits: Semaphore,
+    /// The sandbox, or why there is none on this host (then only `sandbox = false` builds run).
+    pub(crate) sandbox: Result<SandboxRunner, String>,
+    pub(crate) plain: PlainRunner,
 }
 
 impl Ctx {
@@ -116,13 +122,15 @@ pub async fn execute(
         )
         .await?;
     let ctx = Arc::new(Ctx {
-        config,
+        config: config.clone(),
         store: store.clone(),
         plan: plan.clone(),
         commit: prepared.commit.clone(),
         commit_time: prepared.commit_time,
         run_id,
         permits: Semaphore::new(opts.jobs.max(1)),
+        plain: PlainRunner,
+        sandbox: sandbox_runner(&config, &store),
         opts,
         cancel,
         events,
@@ -409,9 +417,9 @@ async fn build_in_workspace(
                 loc: b.loc.clone(),
             });
         }
-        let (work, allow_empty) = (ws.work.clone(), b.allow_empty);
+        let (work, allow_empty, from_steps) = (ws.work.clone(), b.allow_empty, b.action.is_none());
         let rows = tokio::task::spawn_blocking(move || {
-            artifacts::collect(&work, &specs, allow_empty, &cas)
+            artifacts::collect(&work, &specs, allow_empty, &cas, from_steps)
         })
         .await
         .map_err(|e| fail(format!("artifact collection stopped: {e}")))?
@@ -516,6 +524,28 @@ fn build_cache(ctx: &Ctx, build: &PlannedBuild) -> String {
     dir.display().to_string()
 }
 
+/// The sandbox for this run: the service's `[sandbox]` settings, with the config folder, the
+/// data dir and every secret file hidden even where they lie under a folder the sandbox shows.
+fn sandbox_runner(config: &Config, store: &Store) -> Result<SandboxRunner, String> {
+    let mut hide = vec![config.base_dir.clone(), store.data_dir().to_path_buf()];
+    for secret in config.secrets.values() {
+        if let slipway_config::SecretSource::File(path) = &secret.source {
+            hide.push(config.base_dir.join(path));
+        }
+    }
+    let hide = hide
+        .into_iter()
+        .map(|p| p.canonicalize().unwrap_or(p))
+        .collect();
+    SandboxRunner::new(SandboxSettings {
+        id_base: config.sandbox.id_base,
+        read_only: config.sandbox.read_only.clone(),
+        hide,
+        ..SandboxSettings::default()
+    })
+    .map_err(|e| e.to_string())
+}
+
 fn base_env(ctx: &Ctx, build: &PlannedBuild, ws: &Workspace) -> BTreeMap<String, String> {
     let plan = &ctx.plan;
     let mut env = BTreeMap::new();
@@ -563,6 +593,43 @@ async fn run_steps(
     log: &BuildLog,
 ) -> BuildResult {
     let steps = &build.build.steps;
+    let runner: &dyn StepRunner = if build.build.sandbox {
+        match &ctx.sandbox {
+            Ok(r) => r,
+            Err(why) => return Err(fail(format!("cannot sandbox the build: {why}"))),
+        }
+    } else if ctx.plan.untrusted {
+        // Validation refuses this; the executor refuses it again.
+        return Err(fail("refusing to run an untrusted build outside the sandbox"));
+    } else {
+        &ctx.plain
+    };
+    let resources = build.build.resources.over(&ctx.config.sandbox.defaults);
+    let cache = PathBuf::from(build_cache(ctx, build));
+    let mut mounts = vec![
+        Mount { path: ws.work.clone(), writable: true },
+        Mount { path: ws.home.clone(), writable: true },
+        Mount { path: ws.tmp.clone(), writable: true },
+        Mount { path: ws.inputs.clone(), writable: false },
+    ];
+    if cache.is_dir() {
+        mounts.push(Mount { path: cache, writable: true });
+    }
+    log.info(&format!(
+        "runner: {}{}",
+        runner.kind(),
+        if runner.kind() == "sandbox" {
+            format!(
+                " (network: {}, memory: {}, pids: {}, cpus: {})",
+                if build.build.network { "host" } else { "none" },
+                resources.memory.map(|m| format!("{} MiB", m >> 20)).unwrap_or("unlimited".into()),
+                resources.pids.map(|p| p.to_string()).unwrap_or("unlimited".into()),
+                resources.cpus.map(|c| c.to_string()).unwrap_or("all".into()),
+            )
+        } else {
+            String::new()
+        }
+    ));
     for (idx, command) in steps.iter().enumerate() {
         let n = idx + 1;
         let _ = ctx
@@ -577,22 +644,38 @@ async fn run_steps(
         });
         log.info(&format!("step {n}/{}: {command}", steps.len()));
         let started = std::time::Instant::now();
-        let record_group = |pgid: i32| {
+        let record = |spawned: &Spawned| {
             let (store, run_id, name) = (ctx.store.clone(), ctx.run_id, build.name.clone());
+            let (pid, cgroup) = (spawned.pid, spawned.cgroup.clone());
             tokio::spawn(async move {
-                if let Err(e) = store.step_process(run_id, &name, n, pgid).await {
-                    tracing::warn!(build = %name, "cannot record the step's process group: {e}");
+                if let Err(e) = store
+                    .step_process(run_id, &name, n, pid, cgroup.as_deref())
+                    .await
+                {
+                    tracing::warn!(build = %name, "cannot record the step's processes: {e}");
                 }
             });
         };
+        let id = format!("r{}-{}-s{n}", ctx.run_id, build.name);
         let spec = StepSpec {
             command,
-            dir: &ws.work,
+            cwd: &ws.work,
             env,
+            mounts: &mounts,
+            network: build.build.network,
+            resources: &resources,
             deadline,
-            on_spawn: &record_group,
+            id: &id,
+            untrusted: ctx.plan.untrusted,
+            on_spawn: &record,
         };
-        let end = run_step(spec, log, &ctx.cancel).await;
+        let report = runner.run(spec, log, &ctx.cancel).await;
+        let end = &report.end;
+        let limits = if report.limits.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", report.limits.join("; "))
+        };
         let took = started.elapsed().as_secs_f64();
         let (step_status, code, outcome) = match &end {
             StepEnd::Exited(0) => ("success", Some(0), Ok(())),
@@ -600,21 +683,21 @@ async fn run_steps(
                 "failure",
                 Some(*c),
                 Err(fail(format!(
-                    "step {n} (`{command}`) exited with status {c}"
+                    "step {n} (`{command}`) exited with status {c}{limits}"
                 ))),
             ),
             StepEnd::Signaled(s) => (
                 "failure",
                 None,
                 Err(fail(format!(
-                    "step {n} (`{command}`) was killed by signal {s}"
+                    "step {n} (`{command}`) was killed by signal {s}{limits}"
                 ))),
             ),
             StepEnd::TimedOut => (
                 "timeout",
                 None,
                 Err(fail(format!(
-                    "timed out after {}s in step {n} (`{command}`); its processes were killed",
+                    "timed out after {}s in step {n} (`{command}`); its processes were killed{limits}",
                     build.build.timeout.as_secs()
                 ))),
             ),
@@ -637,4 +720,13 @@ async fn run_steps(
         outcome?;
     }
     Ok(())
+}
+
+impl slipway_sandbox::LineSink for BuildLog {
+    fn line(&self, stream: &'static str, text: &str) {
+        BuildLog::line(self, stream, text);
+    }
+    fn info(&self, text: &str) {
+        BuildLog::info(self, text);
+    }
 }

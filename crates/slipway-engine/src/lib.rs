@@ -1,6 +1,7 @@
-//! The engine: resolves the source at a commit, plans, and executes a run's builds as child
-//! processes (each in its own process group) with bounded parallelism, timeouts, cancellation,
-//! timestamped logs, secrets for trusted privileged builds only, and artifacts stored by sha256.
+//! The engine: resolves the source at a commit, plans, and executes a run's builds through a
+//! step runner (sandboxed by default, see `slipway-sandbox`) with bounded parallelism,
+//! timeouts, cancellation, timestamped logs, secrets for trusted privileged builds only, and
+//! artifacts stored by sha256.
 
 mod artifacts;
 pub mod buckets;
@@ -10,7 +11,6 @@ mod executor;
 mod junit;
 mod logs;
 mod native;
-mod process;
 pub mod promote;
 mod secrets;
 mod source;
@@ -20,4 +20,5 @@ pub use error::EngineError;
 pub use events::Event;
 pub use executor::{BuildOutcome, RunOptions, RunOutcome, execute};
 pub use junit::read_junit;
+pub use slipway_sandbox::cgroup::reap_orphans;
 pub use source::{Prepared, Source, load_builds_at, load_plan};

@@ -34,7 +34,12 @@ pub struct Cas {
 }
 
 impl Cas {
+    /// Opens the store at `root`, creating it private (0700) if needed.
     pub fn open(root: &Path) -> Result<Cas, CasError> {
+        crate::private::create_private_dir(root).map_err(|source| CasError::Write {
+            path: root.to_path_buf(),
+            source,
+        })?;
         for dir in [root.join("sha256"), root.join("tmp")] {
             fs::create_dir_all(&dir).map_err(|source| CasError::Write { path: dir, source })?;
         }

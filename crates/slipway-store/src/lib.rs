@@ -3,12 +3,14 @@
 
 mod cas;
 mod owner;
+mod private;
 mod release;
 mod state;
 mod status;
 mod suites;
 
 pub use cas::{Cas, CasError, StoredFile};
+pub use private::{PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, create_private_dir, create_private_file};
 pub use release::{Candidate, PublishedObject, Release, manifest_digest};
 pub use state::{ArtifactRow, BuildRow, NewRun, RunRow, StepRow, Store, StoreError};
 pub use status::{BuildStatus, RunStatus};

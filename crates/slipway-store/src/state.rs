@@ -11,7 +11,7 @@ use sqlx::{Row, SqlitePool};
 
 use crate::cas::{Cas, CasError};
 use crate::status::{BuildStatus, RunStatus};
-use crate::{now, owner};
+use crate::{now, owner, private};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -90,6 +90,13 @@ pub struct ArtifactRow {
     pub size: u64,
 }
 
+/// `state.db` + `-wal` -> `state.db-wal`.
+fn sidecar(db_path: &Path, suffix: &str) -> PathBuf {
+    let mut name = db_path.as_os_str().to_os_string();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 pub struct Store {
     pool: SqlitePool,
     db_path: PathBuf,
@@ -100,12 +107,24 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the data dir, migrates the schema, and marks runs whose owning
     /// process is gone as `interrupted`.
+    ///
+    /// The data dir is private: made (or set to) 0700, and `state.db` with its `-wal` and `-shm`
+    /// files 0600 (SQLite gives the `-wal`/`-shm` files the mode of the database).
     pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+        let data_dir_err = |source| StoreError::DataDir {
             path: data_dir.to_path_buf(),
             source,
-        })?;
+        };
+        private::create_private_dir(data_dir).map_err(data_dir_err)?;
         let db_path = data_dir.join("state.db");
+        // Made here, empty and 0600, so SQLite never creates it with the umask's mode.
+        private::create_private_file(&db_path).map_err(|e| StoreError::Db {
+            path: db_path.clone(),
+            source: sqlx::Error::Io(e),
+        })?;
+        for suffix in ["-wal", "-shm"] {
+            private::tighten(&sidecar(&db_path, suffix), private::PRIVATE_FILE_MODE);
+        }
         let db_err = |source| StoreError::Db {
             path: db_path.clone(),
             source,
@@ -363,13 +382,15 @@ impl Store {
         build: &str,
         idx: usize,
         pgid: i32,
+        cgroup: Option<&str>,
     ) -> Result<(), StoreError> {
         let start = owner::start_time(pgid as i64);
         sqlx::query(
-            "UPDATE steps SET pgid = ?, pgid_start = ? WHERE run_id = ? AND build = ? AND idx = ?",
+            "UPDATE steps SET pgid = ?, pgid_start = ?, cgroup = ? WHERE run_id = ? AND build = ? AND idx = ?",
         )
         .bind(pgid)
         .bind(start)
+        .bind(cgroup)
         .bind(run_id)
         .bind(build)
         .bind(idx as i64)
@@ -584,6 +605,41 @@ mod tests {
             commit: None,
             flow: "manual",
         }
+    }
+
+    #[tokio::test]
+    async fn data_dir_and_state_db_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let tmp = tempfile::tempdir().unwrap();
+
+        // Made by Slipway.
+        let data = tmp.path().join("parent/data");
+        let store = Store::open(&data).await.unwrap();
+        store.create_run(&new_run(), &[]).await.unwrap();
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&data.join("cas")), 0o700);
+        let db = data.join("state.db");
+        assert_eq!(mode(&db), 0o600);
+        for sidecar in ["state.db-wal", "state.db-shm"] {
+            let p = data.join(sidecar);
+            assert!(p.exists(), "{sidecar} exists while the store is open");
+            assert_eq!(mode(&p), 0o600, "{sidecar}");
+        }
+        store.pool.close().await;
+        drop(store);
+
+        // Already there with open modes (as made by an older Slipway): tightened at open, the
+        // runs kept.
+        let loose = std::fs::Permissions::from_mode;
+        std::fs::set_permissions(&data, loose(0o755)).unwrap();
+        std::fs::set_permissions(&db, loose(0o644)).unwrap();
+        std::fs::set_permissions(data.join("cas"), loose(0o755)).unwrap();
+        let store = Store::open(&data).await.unwrap();
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&db), 0o600);
+        assert_eq!(mode(&data.join("cas")), 0o700);
+        assert_eq!(store.list_runs(10).await.unwrap().len(), 1);
     }
 
     #[tokio::test]

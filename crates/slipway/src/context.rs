@@ -18,6 +18,11 @@ pub fn load_config(path: &Path) -> Result<Config> {
 }
 
 pub async fn open_store(data_dir: &Path) -> Result<Arc<Store>> {
+    // Processes left by a Slipway that was killed (steps, a private LXD daemon and its
+    // containers) are ended by their recorded cgroups before anything else runs.
+    for cgroup in slipway_engine::reap_orphans() {
+        tracing::warn!(%cgroup, "ended the processes a killed Slipway left running");
+    }
     let store = Store::open(data_dir)
         .await
         .with_context(|| format!("cannot open the data dir {}", data_dir.display()))?;

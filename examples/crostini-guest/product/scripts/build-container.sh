@@ -49,21 +49,28 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 rootfs="$work/rootfs"
 mkdir -p "$rootfs"
-tar -C "$rootfs" --numeric-owner -xf "$base"
+# Device nodes cannot be made in a sandbox (nor are they needed: LXD gives the guest its /dev).
+tar -C "$rootfs" --numeric-owner --exclude='./dev/*' -xf "$base"
 
 # apt inside the image installs from a copy of the flow's repository, with apt's own checks.
 mkdir -p "$rootfs/var/lib/slipway-flow" "$rootfs/etc/apt/keyrings"
 cp -R "$repo/." "$rootfs/var/lib/slipway-flow/"
 cp "$keyring" "$rootfs/etc/apt/keyrings/slipway-flow.gpg"
 echo "deb [$source_opts] file:/var/lib/slipway-flow $release main" > "$rootfs/etc/apt/sources.list.d/slipway-flow.list"
-apt_in() { chroot "$rootfs" env DEBIAN_FRONTEND=noninteractive apt-get -o APT::Sandbox::User=root -o Dir::Etc::SourceList=/dev/null "$@"; }
+# apt runs inside the image with a private /dev and /proc: a nested bubblewrap (its own user
+# namespace, as mmdebstrap --mode=unshare does), so this works unprivileged in Slipway's sandbox.
+in_image() {
+  bwrap --unshare-user --uid 0 --gid 0 --unshare-pid --unshare-net --bind "$rootfs" / \
+    --dev /dev --proc /proc --tmpfs /tmp --tmpfs /run --die-with-parent "$@"
+}
+apt_in() { in_image env DEBIAN_FRONTEND=noninteractive apt-get -o APT::Sandbox::User=root -o Dir::Etc::SourceList=/dev/null "$@"; }
 apt_in update -qq
 apt_in install -y -qq --no-install-recommends cros-guest-tools >/dev/null
 rm -rf "$rootfs/var/lib/slipway-flow" "$rootfs/etc/apt/sources.list.d/slipway-flow.list" "$rootfs/etc/apt/keyrings/slipway-flow.gpg"
 rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin
 echo "deb [signed-by=/usr/share/keyrings/cros-apt.gpg] https://storage.example.org/cros-packages/${SLIPWAY_MILESTONE:-dev} $release main" \
   > "$rootfs/etc/apt/sources.list.d/cros.list"
-chroot "$rootfs" dpkg-query -W -f '${Package} ${Version}\n' 'cros-*'
+in_image dpkg-query -W -f '${Package} ${Version}\n' 'cros-*'
 
 # The user the guest tools run for, with lingering so its user units start at boot.
 chroot "$rootfs" useradd --create-home --uid 1000 --shell /bin/bash user
