@@ -14,12 +14,15 @@ mod validate;
 pub use builds::{ArtifactSpec, Build, Builds};
 pub use diag::{ConfigError, ConfigErrors, Loc, SourceText};
 pub use duration::parse_duration;
-pub use native::{AptRepoSpec, AptSignSpec, DebSelection, NativeAction, StreamsSpec};
-pub use resources::{DEFAULT_MEMORY, DEFAULT_PIDS, Limits, Resources, parse_size};
+pub use native::{
+    AptRepoSpec, AptSignSpec, DebSelection, LXD_BUILTIN_CASES, LxdCheck, LxdTestSpec, NativeAction,
+    StreamsSpec,
+};
 pub use plan::{Bypass, Flow, Plan, PlanError, PlannedBuild, branch_for, plan};
+pub use resources::{DEFAULT_MEMORY, DEFAULT_PIDS, Limits, Resources, parse_size};
 pub use service::{
-    BranchRow, BranchSelector, Bucket, Config, Job, Project, ReviewTrigger, SandboxConfig, Secret,
-    SecretSource, Trigger,
+    BranchRow, BranchSelector, Bucket, Config, DEFAULT_LOG_LIMIT, Job, Project, ReviewTrigger,
+    SandboxConfig, Secret, SecretSource, Trigger,
 };
 pub use validate::validate;
 

@@ -57,6 +57,8 @@ pub enum NativeAction {
     AptRepo(AptRepoSpec),
     AptSign(AptSignSpec),
     Simplestreams(StreamsSpec),
+    /// Boot an LXD image in a private daemon and check the guest.
+    LxdTest(LxdTestSpec),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +71,36 @@ pub struct StreamsSpec {
     pub keep: usize,
 }
 
+/// `uses = "lxd-test"`: Slipway starts a private LXD daemon (no network), launches the image as
+/// an unprivileged container and runs the checks in it; the results are a JUnit suite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LxdTestSpec {
+    /// Folder among the inputs (`<build>/<dir>`) holding `lxd.tar.xz` and `rootfs.squashfs`.
+    pub image: String,
+    /// How long `systemctl is-system-running` may take to say `running` or `degraded`.
+    pub boot_timeout: Duration,
+    /// Folder (in the workspace and in the artifacts) the JUnit report is written to.
+    pub output: String,
+    /// Run after the built-in cases `test_container_starts` and `test_system_boots`.
+    pub checks: Vec<LxdCheck>,
+}
+
+/// One test case: a command run in the container with `lxc exec`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LxdCheck {
+    /// The JUnit test case name.
+    pub name: String,
+    /// Run as this uid (with its `XDG_RUNTIME_DIR` and home), else as root in the container.
+    pub user: Option<u32>,
+    /// The command and its arguments (no shell).
+    pub run: Vec<String>,
+    /// Retry every second until it passes or this much time has gone by.
+    pub retry_for: Option<Duration>,
+}
+
+/// The cases every `lxd-test` runs first.
+pub const LXD_BUILTIN_CASES: [&str; 2] = ["test_container_starts", "test_system_boots"];
+
 impl NativeAction {
     pub fn kind(&self) -> &'static str {
         match self {
@@ -76,6 +108,7 @@ impl NativeAction {
             NativeAction::AptRepo(_) => "apt-repo",
             NativeAction::AptSign(_) => "apt-sign",
             NativeAction::Simplestreams(_) => "simplestreams",
+            NativeAction::LxdTest(_) => "lxd-test",
         }
     }
 }
@@ -92,9 +125,10 @@ pub(crate) fn native_action(uses: &str, with: &toml::Table) -> Result<NativeActi
         "apt-repo" => apt_repo(&with).map(NativeAction::AptRepo),
         "apt-sign" => apt_sign(&with).map(NativeAction::AptSign),
         "simplestreams" => simplestreams(&with).map(NativeAction::Simplestreams),
+        "lxd-test" => lxd_test(&with).map(NativeAction::LxdTest),
         other => {
             return Err(ActionError::UnknownKind(format!(
-                "unknown native build `uses = \"{other}\"` (known: publish, apt-repo, apt-sign, simplestreams)"
+                "unknown native build `uses = \"{other}\"` (known: publish, apt-repo, apt-sign, simplestreams, lxd-test)"
             )));
         }
     };
@@ -316,6 +350,145 @@ fn simplestreams(w: &With) -> Result<StreamsSpec, String> {
         output,
         keep,
     })
+}
+
+fn lxd_test(w: &With) -> Result<LxdTestSpec, String> {
+    w.only(&["image", "boot_timeout", "output", "checks"])?;
+    let image = w.string("image")?.ok_or(
+        "`uses = \"lxd-test\"` needs `with.image` (\"<build>/<folder>\" among the inputs)",
+    )?;
+    check_relative(&image, "with.image")?;
+    let parts: Vec<&str> = image.trim_end_matches('/').split('/').collect();
+    if parts.len() < 2 || parts.iter().any(|p| p.is_empty() || *p == ".") {
+        return Err(format!(
+            "`with.image` '{image}' must be \"<build>/<folder>\": a folder among the inputs holding lxd.tar.xz and rootfs.squashfs"
+        ));
+    }
+    let image = parts.join("/");
+    let boot_timeout = match w.table.get("boot_timeout") {
+        None => Duration::from_secs(90),
+        Some(v) => duration_value(v, "with.boot_timeout")?,
+    };
+    let output = w.string("output")?.unwrap_or_else(|| "lxd_test".into());
+    word("with.output", &output)?;
+    let checks = match w.table.get("checks") {
+        None => Vec::new(),
+        Some(toml::Value::Array(items)) => {
+            let mut checks: Vec<LxdCheck> = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let at = format!("with.checks[{i}]");
+                let check = lxd_check(item, &at)?;
+                if LXD_BUILTIN_CASES.contains(&check.name.as_str())
+                    || checks.iter().any(|c| c.name == check.name)
+                {
+                    return Err(format!(
+                        "`{at}.name` '{}' is used twice (built in: {})",
+                        check.name,
+                        LXD_BUILTIN_CASES.join(", ")
+                    ));
+                }
+                checks.push(check);
+            }
+            checks
+        }
+        Some(_) => {
+            return Err(
+                "`with.checks` must be a list of tables like { name = \"...\", run = [\"...\"] }"
+                    .into(),
+            );
+        }
+    };
+    Ok(LxdTestSpec {
+        image,
+        boot_timeout,
+        output,
+        checks,
+    })
+}
+
+fn lxd_check(item: &toml::Value, at: &str) -> Result<LxdCheck, String> {
+    let toml::Value::Table(t) = item else {
+        return Err(format!(
+            "`{at}` must be a table like {{ name = \"...\", run = [\"...\"] }}"
+        ));
+    };
+    const KEYS: [&str; 4] = ["name", "run", "user", "retry_for"];
+    if let Some(k) = t.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(format!(
+            "unknown key `{at}.{k}` (allowed: {})",
+            KEYS.join(", ")
+        ));
+    }
+    let name = match t.get("name") {
+        Some(toml::Value::String(s)) => s.clone(),
+        Some(_) => return Err(format!("`{at}.name` must be a string")),
+        None => return Err(format!("`{at}` needs `name`")),
+    };
+    let junit_safe = name.len() <= 100
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !junit_safe {
+        return Err(format!(
+            "`{at}.name` '{name}' must start with a letter or '_' and hold only letters, digits, '_', '.', '-' (at most 100)"
+        ));
+    }
+    let run = match t.get("run") {
+        Some(toml::Value::Array(args)) => args
+            .iter()
+            .map(|a| match a {
+                toml::Value::String(s) if !s.contains('\0') => Ok(s.clone()),
+                _ => Err(format!("`{at}.run` must hold strings (without NUL)")),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => {
+            return Err(format!(
+                "`{at}.run` must be a list: the command and its arguments (no shell)"
+            ));
+        }
+        None => return Err(format!("`{at}` needs `run`")),
+    };
+    if run.first().is_none_or(|c| c.is_empty()) {
+        return Err(format!("`{at}.run` must start with a command"));
+    }
+    let user = match t.get("user") {
+        None => None,
+        Some(toml::Value::Integer(u)) if (0..=i64::from(u32::MAX - 1)).contains(u) => {
+            Some(*u as u32)
+        }
+        Some(_) => return Err(format!("`{at}.user` must be a uid (a number, 0 or more)")),
+    };
+    let retry_for = t
+        .get("retry_for")
+        .map(|v| duration_value(v, &format!("{at}.retry_for")))
+        .transpose()?;
+    Ok(LxdCheck {
+        name,
+        user,
+        run,
+        retry_for,
+    })
+}
+
+/// A positive duration: `"90s"`, `"2m"`, or a number of seconds.
+fn duration_value(v: &toml::Value, what: &str) -> Result<Duration, String> {
+    let d = match v {
+        toml::Value::String(s) => parse_duration(s).map_err(|e| format!("`{what}`: {e}"))?,
+        toml::Value::Integer(n) if *n > 0 => Duration::from_secs(*n as u64),
+        _ => {
+            return Err(format!(
+                "`{what}` must be a duration like \"90s\" or \"2m\""
+            ));
+        }
+    };
+    if d.is_zero() {
+        return Err(format!("`{what}` must be more than zero"));
+    }
+    Ok(d)
 }
 
 fn check_prefix(prefix: &str) -> Result<(), String> {

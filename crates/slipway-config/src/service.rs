@@ -7,8 +7,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::builds::{Builds, RawBuild};
-use crate::resources::{RawResources, Resources, parse_size};
 use crate::diag::{ConfigError, ConfigErrors, Loc, SourceText, parse_toml};
+use crate::resources::{RawResources, Resources, parse_size};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -254,3 +254,207 @@ fn plan_rejects_milestones_a_job_does_not_run_on() {
     let e = plan(&c, &b, "guest_tools", 99).unwrap_err().to_string();
     assert!(e.contains("milestone 99 is not in the branch table"), "{e}");
 }
+
+const LXD_TEST: &str = r#"
+[builds.lxd_container]
+steps = ["true"]
+
+[builds.lxd_test]
+needs = ["lxd_container"]
+uses = "lxd-test"
+
+[builds.lxd_test.with]
+image = "lxd_container/lxd/debian/bookworm/amd64/default"
+checks = [
+  { name = "test_cros_sftp_active", run = ["systemctl", "is-active", "cros-sftp.service"] },
+  { name = "test_user_units_active", user = 1000, run = ["systemctl", "--user", "is-active", "cros-garcon.service"], retry_for = "60s" },
+]
+"#;
+
+fn lxd_spec(text: &str) -> LxdTestSpec {
+    match builds(text)
+        .unwrap()
+        .get("lxd_test")
+        .unwrap()
+        .action
+        .clone()
+    {
+        Some(NativeAction::LxdTest(spec)) => spec,
+        other => panic!("not an lxd-test: {other:?}"),
+    }
+}
+
+#[test]
+fn lxd_test_parses_with_defaults() {
+    let spec = lxd_spec(LXD_TEST);
+    assert_eq!(
+        spec.image,
+        "lxd_container/lxd/debian/bookworm/amd64/default"
+    );
+    assert_eq!(spec.boot_timeout, std::time::Duration::from_secs(90));
+    assert_eq!(spec.output, "lxd_test");
+    assert_eq!(spec.checks.len(), 2);
+    assert_eq!(
+        spec.checks[0],
+        LxdCheck {
+            name: "test_cros_sftp_active".into(),
+            user: None,
+            run: vec![
+                "systemctl".into(),
+                "is-active".into(),
+                "cros-sftp.service".into()
+            ],
+            retry_for: None,
+        }
+    );
+    assert_eq!(spec.checks[1].user, Some(1000));
+    assert_eq!(
+        spec.checks[1].retry_for,
+        Some(std::time::Duration::from_secs(60))
+    );
+
+    let spec = lxd_spec(&LXD_TEST.replace(
+        "checks = [",
+        "boot_timeout = \"2m\"\noutput = \"boot\"\nchecks = [",
+    ));
+    assert_eq!(spec.boot_timeout, std::time::Duration::from_secs(120));
+    assert_eq!(spec.output, "boot");
+    let b = builds(LXD_TEST).unwrap();
+    assert_eq!(
+        b.get("lxd_test").unwrap().action.as_ref().unwrap().kind(),
+        "lxd-test"
+    );
+}
+
+#[test]
+fn lxd_test_errors_name_the_with_table_and_the_key() {
+    // Errors about `with` point at the table (the file's convention) and name the exact key.
+    let at = "repo@abc:.slipway/builds.toml:9:1: build 'lxd_test': ";
+    let cases = [
+        (
+            "image = \"lxd_container/lxd/debian/bookworm/amd64/default\"\n",
+            "",
+            "needs `with.image`",
+        ),
+        (
+            "image = \"lxd_container/lxd",
+            "image = \"/abs/lxd",
+            "must be relative",
+        ),
+        (
+            "image = \"lxd_container/lxd",
+            "image = \"../lxd",
+            "must not contain '..'",
+        ),
+        (
+            "image = \"lxd_container/lxd/debian/bookworm/amd64/default\"",
+            "image = \"lxd_container\"",
+            "must be \"<build>/<folder>\"",
+        ),
+        (
+            "checks = [",
+            "bogus = 1\nchecks = [",
+            "unknown key `with.bogus`",
+        ),
+        (
+            "checks = [",
+            "boot_timeout = \"5x\"\nchecks = [",
+            "`with.boot_timeout`: unknown unit",
+        ),
+        (
+            "checks = [",
+            "boot_timeout = \"0s\"\nchecks = [",
+            "`with.boot_timeout` must be more than zero",
+        ),
+        (
+            "checks = [",
+            "output = \"../x\"\nchecks = [",
+            "with.output '../x' must be",
+        ),
+        (
+            "name = \"test_cros_sftp_active\"",
+            "name = \"test cros\"",
+            "`with.checks[0].name` 'test cros' must start",
+        ),
+        (
+            "name = \"test_cros_sftp_active\"",
+            "name = \"test_system_boots\"",
+            "`with.checks[0].name` 'test_system_boots' is used twice",
+        ),
+        (
+            "name = \"test_user_units_active\"",
+            "name = \"test_cros_sftp_active\"",
+            "`with.checks[1].name` 'test_cros_sftp_active' is used twice",
+        ),
+        (
+            "run = [\"systemctl\", \"is-active\", \"cros-sftp.service\"]",
+            "run = []",
+            "`with.checks[0].run` must start with a command",
+        ),
+        (
+            "run = [\"systemctl\", \"is-active\", \"cros-sftp.service\"]",
+            "run = \"systemctl is-active\"",
+            "`with.checks[0].run` must be a list",
+        ),
+        (
+            "run = [\"systemctl\", \"is-active\", \"cros-sftp.service\"]",
+            "run = [\"systemctl\", 1]",
+            "`with.checks[0].run` must hold strings",
+        ),
+        (
+            ", run = [\"systemctl\", \"is-active\", \"cros-sftp.service\"] }",
+            " }",
+            "`with.checks[0]` needs `run`",
+        ),
+        (
+            "run = [\"systemctl\", \"is-active\", \"cros-sftp.service\"] }",
+            "cmd = [\"x\"] }",
+            "unknown key `with.checks[0].cmd`",
+        ),
+        (
+            "user = 1000",
+            "user = -1",
+            "`with.checks[1].user` must be a uid",
+        ),
+        (
+            "user = 1000",
+            "user = \"me\"",
+            "`with.checks[1].user` must be a uid",
+        ),
+        (
+            "retry_for = \"60s\"",
+            "retry_for = \"soon\"",
+            "`with.checks[1].retry_for`",
+        ),
+        (
+            "retry_for = \"60s\"",
+            "retry = \"60s\"",
+            "unknown key `with.checks[1].retry`",
+        ),
+        (
+            "checks = [",
+            "checks = 3\nold = [",
+            "unknown key `with.old`",
+        ),
+    ];
+    for (from, to, want) in cases {
+        assert!(LXD_TEST.contains(from), "{from}");
+        let e = first_error(builds(&LXD_TEST.replacen(from, to, 1)));
+        assert!(e.starts_with(at), "{e}");
+        assert!(e.contains(want), "want {want:?} in {e}");
+    }
+    let e = first_error(builds(
+        "[builds.t]\nuses = \"lxd-test\"\nwith = { image = \"a/b\", checks = 3 }\n",
+    ));
+    assert_eq!(
+        e,
+        "repo@abc:.slipway/builds.toml:3:8: build 't': `with.checks` must be a list of tables like { name = \"...\", run = [\"...\"] }"
+    );
+    let e = first_error(builds(
+        "[builds.t]\nuses = \"lxd-test\"\nwith = { image = \"a/b\", checks = [\"ls\"] }\n",
+    ));
+    assert!(e.contains("`with.checks[0]` must be a table"), "{e}");
+    let e = first_error(builds("[builds.t]\nuses = \"lxd-tests\"\n"));
+    assert!(e.starts_with("repo@abc:.slipway/builds.toml:2:8: "), "{e}");
+    assert!(e.contains("lxd-test)"), "{e}");
+}

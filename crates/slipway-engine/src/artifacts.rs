@@ -187,7 +187,14 @@ mod tests {
         std::fs::write(work.join("out/debs/b.deb"), "same").unwrap();
         std::fs::write(work.join("out/debs/sub/c.deb"), "other").unwrap();
         let cas = Cas::open(&dir.path().join("cas")).unwrap();
-        let rows = collect(&work, &[spec("out/debs/*.deb", Some("out/"))], false, &cas, true).unwrap();
+        let rows = collect(
+            &work,
+            &[spec("out/debs/*.deb", Some("out/"))],
+            false,
+            &cas,
+            true,
+        )
+        .unwrap();
         let paths: Vec<_> = rows.iter().map(|r| r.path.as_str()).collect();
         // `*` does not cross directories.
         assert_eq!(paths, ["debs/a.deb", "debs/b.deb"]);

@@ -8,15 +8,16 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use slipway_config::{ArtifactSpec, Config, Flow, Plan, PlannedBuild};
+use slipway_sandbox::{
+    Access, Mount, PlainRunner, SandboxRunner, SandboxSettings, Spawned, StepEnd, StepRunner,
+    StepSpec,
+};
 use slipway_store::{ArtifactRow, BuildStatus, Candidate, NewRun, RunStatus, Store};
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use slipway_sandbox::{
-    Mount, PlainRunner, SandboxRunner, SandboxSettings, Spawned, StepEnd, StepRunner, StepSpec,
-};
 
 use crate::artifacts;
 use crate::error::{EngineError, io_err};
@@ -300,7 +301,8 @@ async fn run_build(ctx: &Ctx, build: &PlannedBuild) -> (BuildStatus, Option<Stri
     });
 
     let log_path = ctx.store.log_path(ctx.run_id, &build.name);
-    let (status, error) = match BuildLog::create(&log_path) {
+    let (status, error) = match BuildLog::create_with_limit(&log_path, ctx.config.sandbox.log_limit)
+    {
         Err(e) => (
             BuildStatus::Failure,
             Some(format!("cannot create the log: {e}")),
@@ -320,9 +322,10 @@ async fn run_build(ctx: &Ctx, build: &PlannedBuild) -> (BuildStatus, Option<Stri
                 }
             };
             let (lines, bytes, failed) = log.totals();
+            let dropped = log.truncated().then(|| log.dropped().1);
             let _ = ctx
                 .store
-                .record_log(ctx.run_id, &build.name, log.path(), lines, bytes)
+                .record_log(ctx.run_id, &build.name, log.path(), lines, bytes, dropped)
                 .await;
             if failed && status == BuildStatus::Success {
                 (
@@ -475,31 +478,7 @@ async fn record_junit(
             log.info(&format!("no junit report matches '{pattern}'"));
         }
         for file in files {
-            let rel = file
-                .strip_prefix(&ws.work)
-                .unwrap_or(&file)
-                .display()
-                .to_string();
-            let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-            if size > crate::junit::MAX_REPORT {
-                return Err(fail(format!(
-                    "junit report {rel} is {size} bytes; too large"
-                )));
-            }
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| fail(format!("junit report {rel}: {e}")))?;
-            let suites = crate::junit::parse(&text, &format!("junit:{rel}"))
-                .map_err(|e| fail(format!("junit report {rel}: {e}")))?;
-            for s in &suites {
-                log.info(&format!(
-                    "suite {}: {} tests, {} failures, {} errors, {} skipped ({rel})",
-                    s.name, s.tests, s.failures, s.errors, s.skipped
-                ));
-                ctx.store
-                    .record_suite(Some(ctx.run_id), Some(&build.name), None, s)
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
-            }
+            crate::junit::record_report(ctx, &build.name, &ws.work, &file, log).await?;
         }
     }
     Ok(())
@@ -600,20 +579,29 @@ async fn run_steps(
         }
     } else if ctx.plan.untrusted {
         // Validation refuses this; the executor refuses it again.
-        return Err(fail("refusing to run an untrusted build outside the sandbox"));
+        return Err(fail(
+            "refusing to run an untrusted build outside the sandbox",
+        ));
     } else {
         &ctx.plain
     };
     let resources = build.build.resources.over(&ctx.config.sandbox.defaults);
     let cache = PathBuf::from(build_cache(ctx, build));
+    let mount = |path: &std::path::Path, access| Mount {
+        path: path.to_path_buf(),
+        access,
+    };
     let mut mounts = vec![
-        Mount { path: ws.work.clone(), writable: true },
-        Mount { path: ws.home.clone(), writable: true },
-        Mount { path: ws.tmp.clone(), writable: true },
-        Mount { path: ws.inputs.clone(), writable: false },
+        mount(&ws.work, Access::ReadWrite),
+        mount(&ws.home, Access::ReadWrite),
+        mount(&ws.tmp, Access::ReadWrite),
+        mount(&ws.inputs, Access::ReadOnly),
     ];
     if cache.is_dir() {
-        mounts.push(Mount { path: cache, writable: true });
+        mounts.push(mount(&cache, Access::ReadWrite));
+    }
+    if env.contains_key("SLIPWAY_SECRETS") {
+        mounts.push(mount(&ws.secrets, Access::Private));
     }
     log.info(&format!(
         "runner: {}{}",
@@ -622,9 +610,18 @@ async fn run_steps(
             format!(
                 " (network: {}, memory: {}, pids: {}, cpus: {})",
                 if build.build.network { "host" } else { "none" },
-                resources.memory.map(|m| format!("{} MiB", m >> 20)).unwrap_or("unlimited".into()),
-                resources.pids.map(|p| p.to_string()).unwrap_or("unlimited".into()),
-                resources.cpus.map(|c| c.to_string()).unwrap_or("all".into()),
+                resources
+                    .memory
+                    .map(|m| format!("{} MiB", m >> 20))
+                    .unwrap_or("unlimited".into()),
+                resources
+                    .pids
+                    .map(|p| p.to_string())
+                    .unwrap_or("unlimited".into()),
+                resources
+                    .cpus
+                    .map(|c| c.to_string())
+                    .unwrap_or("all".into()),
             )
         } else {
             String::new()

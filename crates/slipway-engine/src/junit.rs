@@ -108,6 +108,44 @@ fn finish_case(
     *in_case = false;
 }
 
+/// Reads one JUnit report a build wrote in its workspace (`work`) and records its suites as
+/// results of the run: step builds' declared reports and native builds' own.
+pub(crate) async fn record_report(
+    ctx: &crate::executor::Ctx,
+    build: &str,
+    work: &std::path::Path,
+    file: &std::path::Path,
+    log: &crate::logs::BuildLog,
+) -> crate::executor::BuildResult {
+    use crate::executor::fail;
+    let rel = file
+        .strip_prefix(work)
+        .unwrap_or(file)
+        .display()
+        .to_string();
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    if size > MAX_REPORT {
+        return Err(fail(format!(
+            "junit report {rel} is {size} bytes; too large"
+        )));
+    }
+    let text =
+        std::fs::read_to_string(file).map_err(|e| fail(format!("junit report {rel}: {e}")))?;
+    let suites = parse(&text, &format!("junit:{rel}"))
+        .map_err(|e| fail(format!("junit report {rel}: {e}")))?;
+    for s in &suites {
+        log.info(&format!(
+            "suite {}: {} tests, {} failures, {} errors, {} skipped ({rel})",
+            s.name, s.tests, s.failures, s.errors, s.skipped
+        ));
+        ctx.store
+            .record_suite(Some(ctx.run_id), Some(build), None, s)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    Ok(())
+}
+
 /// Reads a JUnit report file (for reports recorded by hand or by a lab).
 pub fn read_junit(path: &std::path::Path) -> Result<Vec<SuiteResult>, crate::EngineError> {
     let err = |message: String| crate::EngineError::Io {

@@ -20,8 +20,7 @@ const MASK: &str = "[secret]";
 /// The stream tag of Slipway's own lines.
 const INFO: &str = "--";
 
-/// Default cap of one build's log, in bytes.
-pub const DEFAULT_LOG_LIMIT: u64 = 64 * 1024 * 1024;
+pub use slipway_config::DEFAULT_LOG_LIMIT;
 
 /// How far past the limit Slipway's own lines may still take a truncated log.
 pub const INFO_SLACK: u64 = 1024 * 1024;
@@ -77,6 +76,7 @@ fn size_text(bytes: u64) -> String {
 
 impl BuildLog {
     /// A new log at `path` (replacing one there), capped at [`DEFAULT_LOG_LIMIT`].
+    #[cfg(test)]
     pub fn create(path: &Path) -> Result<BuildLog, EngineError> {
         BuildLog::create_with_limit(path, DEFAULT_LOG_LIMIT)
     }
@@ -192,14 +192,12 @@ impl BuildLog {
     }
 
     /// Whether the log reached its limit and output was dropped.
-    #[allow(dead_code)] // until the executor records it
     pub fn truncated(&self) -> bool {
         self.inner.lock().map(|i| i.truncated).unwrap_or(false)
     }
 
     /// (lines, bytes) dropped once the limit was reached; bytes count each line's text and
     /// newline, without the timestamp and stream prefix.
-    #[allow(dead_code)] // until the executor records it
     pub fn dropped(&self) -> (u64, u64) {
         self.inner
             .lock()

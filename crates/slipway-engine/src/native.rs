@@ -1,5 +1,6 @@
-//! Slipway's own builds: `publish`, `apt-repo`, `apt-sign`. They run in-process, read their
-//! inputs from the workspace and write their output folder there, like step builds do.
+//! Slipway's own builds: `publish`, `apt-repo`, `apt-sign`, `simplestreams`, `lxd-test` (in
+//! `lxd_test.rs`). They run in-process, read their inputs from the workspace and write their
+//! output folder there, like step builds do.
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,7 @@ pub(crate) fn output_dir(action: &NativeAction) -> Option<&str> {
         NativeAction::AptRepo(s) => Some(&s.output),
         NativeAction::AptSign(s) => Some(&s.output),
         NativeAction::Simplestreams(s) => Some(&s.output),
+        NativeAction::LxdTest(s) => Some(&s.output),
         NativeAction::Publish { .. } => None,
     }
 }
@@ -41,6 +43,7 @@ pub(crate) async fn run(
         NativeAction::AptRepo(spec) => apt_repo(ctx, spec, ws, log).await,
         NativeAction::AptSign(spec) => apt_sign(ctx, spec, ws, log).await,
         NativeAction::Simplestreams(spec) => simplestreams(ctx, spec, ws, log).await,
+        NativeAction::LxdTest(spec) => crate::lxd_test::run(ctx, build, spec, ws, log).await,
     }
 }
 

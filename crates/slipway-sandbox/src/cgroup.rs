@@ -49,11 +49,17 @@ impl Layout {
             Layout::Hybrid { v2, v1 } => format!(
                 "hybrid cgroups: kill and tracking via v2 at {}, limits via v1 ({})",
                 v2.display(),
-                v1.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>().join(", ")
+                v1.iter()
+                    .map(|(c, _)| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Layout::Legacy { v1 } => format!(
                 "cgroup v1 only ({}): kill by signalling each member",
-                v1.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>().join(", ")
+                v1.iter()
+                    .map(|(c, _)| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Layout::Unavailable { why } => format!("no cgroups: {why}"),
         }
@@ -103,7 +109,11 @@ fn detect() -> Layout {
         }
     }
     match v2 {
-        Some(root) if controllers(&root).iter().any(|c| c == "pids" || c == "memory") => {
+        Some(root)
+            if controllers(&root)
+                .iter()
+                .any(|c| c == "pids" || c == "memory") =>
+        {
             Layout::Unified { root }
         }
         Some(root) if !v1.is_empty() => {
@@ -295,11 +305,7 @@ impl Cgroup {
     /// child can join between fork and exec without allocating.
     pub fn procs_files(&self) -> Result<Vec<fs::File>, SandboxError> {
         let mut files = Vec::new();
-        for dir in self
-            .track
-            .iter()
-            .chain(self.limits.iter().map(|(_, d)| d))
-        {
+        for dir in self.track.iter().chain(self.limits.iter().map(|(_, d)| d)) {
             let path = dir.join("cgroup.procs");
             let f = fs::OpenOptions::new()
                 .write(true)
@@ -465,7 +471,8 @@ fn kill_dir(track: Option<&Path>, members: Option<&Path>) -> bool {
     if let Some(track) = track {
         let _ = write(&track.join("cgroup.kill"), "1");
     }
-    for _ in 0..200 {
+    // Members are gone quickly; poll often at first, then back off (about 2 s in all).
+    for attempt in 0..60u32 {
         let pids = read_pids(members);
         if pids.is_empty() {
             return true;
@@ -476,9 +483,14 @@ fn kill_dir(track: Option<&Path>, members: Option<&Path>) -> bool {
                 libc::kill(pid, libc::SIGKILL);
             }
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(backoff(attempt));
     }
     read_pids(members).is_empty()
+}
+
+/// 0.1 ms doubling up to 50 ms.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_micros((100u64 << attempt.min(9)).min(50_000))
 }
 
 /// rmdir, retried briefly: a cgroup is busy until its last member has been reaped.
@@ -491,11 +503,11 @@ fn remove_dir(dir: &Path) {
             }
         }
     }
-    for _ in 0..100 {
+    for attempt in 0..60u32 {
         match fs::remove_dir(dir) {
             Ok(()) => return,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            Err(_) => std::thread::sleep(backoff(attempt)),
         }
     }
     tracing::warn!(cgroup = %dir.display(), "cannot remove a step's cgroup");

@@ -47,8 +47,16 @@ impl IdRange {
         let mut stack = vec![dir.to_path_buf()];
         while let Some(path) = stack.pop() {
             let meta = fs::symlink_metadata(&path).map_err(|e| io(&path, e))?;
-            let uid = if meta.uid() == 0 { Some(self.base) } else { None };
-            let gid = if meta.gid() == 0 { Some(self.base) } else { None };
+            let uid = if meta.uid() == 0 {
+                Some(self.base)
+            } else {
+                None
+            };
+            let gid = if meta.gid() == 0 {
+                Some(self.base)
+            } else {
+                None
+            };
             if uid.is_some() || gid.is_some() {
                 std::os::unix::fs::lchown(&path, uid, gid).map_err(|e| io(&path, e))?;
             }

@@ -7,9 +7,7 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::cgroup::Cgroup;
-use crate::runner::{
-    LineSink, Spawned, StepFuture, StepRunner, StepSpec, spawn_failed, supervise,
-};
+use crate::runner::{LineSink, Spawned, StepFuture, StepRunner, StepSpec, spawn_failed, supervise};
 
 #[derive(Debug, Default, Clone)]
 pub struct PlainRunner;

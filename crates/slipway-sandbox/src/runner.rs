@@ -33,7 +33,17 @@ pub trait LineSink: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct Mount {
     pub path: PathBuf,
-    pub writable: bool,
+    pub access: Access,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    ReadOnly,
+    /// Read-write, handed to the sandbox's root.
+    ReadWrite,
+    /// Read-only but handed to the sandbox's root, for files only their owner may read (a
+    /// trusted build's secrets folder, mode 0700/0600).
+    Private,
 }
 
 /// Told right after the step's first process exists.

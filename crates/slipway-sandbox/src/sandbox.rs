@@ -30,7 +30,7 @@ use crate::SandboxError;
 use crate::cgroup::Cgroup;
 use crate::ids::{DEFAULT_BASE, IdRange};
 use crate::runner::{
-    LineSink, Spawned, StepFuture, StepRunner, StepSpec, spawn_failed, supervise,
+    Access, LineSink, Spawned, StepFuture, StepRunner, StepSpec, spawn_failed, supervise,
 };
 
 /// Read-only system folders every sandbox sees (symlinks, as in merged-/usr systems, are
@@ -193,7 +193,9 @@ impl SandboxRunner {
             .chain(self.settings.hide.iter().map(PathBuf::as_path))
             .collect();
         for h in hide {
-            if !visible.iter().any(|v| h.starts_with(v)) || staged.iter().any(|(_, to, _)| to.starts_with(h)) {
+            if !visible.iter().any(|v| h.starts_with(v))
+                || staged.iter().any(|(_, to, _)| to.starts_with(h))
+            {
                 continue;
             }
             match std::fs::symlink_metadata(h) {
@@ -210,6 +212,8 @@ impl SandboxRunner {
                 Err(_) => {}
             }
         }
+        // The sandbox's own root (a tmpfs holding the mount points) is not a place to write.
+        a.extend(["--remount-ro".into(), "/".into()]);
         for cap in CAPS {
             a.extend(["--cap-add".into(), cap.into()]);
         }
@@ -376,10 +380,10 @@ impl SandboxRunner {
             if !real.is_dir() {
                 return Err(format!("sandbox folder {} is not a folder", real.display()));
             }
-            if m.writable && self.root {
+            if m.access != Access::ReadOnly && self.root {
                 ids.give(&real).map_err(|e| e.to_string())?;
             }
-            folders.push((real, m.writable));
+            folders.push((real, m.access == Access::ReadWrite));
         }
         for p in &self.settings.read_only {
             if let Ok(real) = p.canonicalize() {
@@ -411,7 +415,12 @@ impl SandboxRunner {
             info_w.as_raw_fd().to_string(),
         ];
         args.extend(self.args(spec, &staged));
-        args.extend(["--".into(), "/bin/sh".into(), "-c".into(), spec.command.into()]);
+        args.extend([
+            "--".into(),
+            "/bin/sh".into(),
+            "-c".into(),
+            spec.command.into(),
+        ]);
 
         let launch = Launch {
             staging: cstr(&self.settings.staging).map_err(|e| e.to_string())?,
@@ -445,14 +454,18 @@ impl SandboxRunner {
         unsafe {
             cmd.pre_exec(move || launch.run());
         }
-        let mut child = cmd.spawn().map_err(|e| format!("cannot start bwrap: {e}"))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start bwrap: {e}"))?;
         drop(info_w);
         drop(block_r);
 
         let handshake = async {
             let info = tokio::task::spawn_blocking(move || {
                 let mut text = String::new();
-                std::fs::File::from(info_r).read_to_string(&mut text).map(|_| text)
+                std::fs::File::from(info_r)
+                    .read_to_string(&mut text)
+                    .map(|_| text)
             });
             let text = tokio::time::timeout(HANDSHAKE_LIMIT, info)
                 .await
@@ -510,7 +523,10 @@ fn user_maps(pid: i32) -> Result<(), String> {
     // SAFETY: getuid/getgid have no failure mode.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let name = std::env::var("USER").unwrap_or_default();
-    for (helper, file, own) in [("newuidmap", "/etc/subuid", uid), ("newgidmap", "/etc/subgid", gid)] {
+    for (helper, file, own) in [
+        ("newuidmap", "/etc/subuid", uid),
+        ("newgidmap", "/etc/subgid", gid),
+    ] {
         let range = std::fs::read_to_string(file)
             .unwrap_or_default()
             .lines()

@@ -71,6 +71,9 @@ pub struct BuildRow {
     pub error: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// Bytes of output dropped past the build's log limit (absent when the log is whole).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_dropped_bytes: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -450,13 +453,15 @@ impl Store {
         path: &Path,
         lines: u64,
         bytes: u64,
+        dropped_bytes: Option<u64>,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT OR REPLACE INTO logs (run_id, build, path, lines, bytes) VALUES (?, ?, ?, ?, ?)")
+        sqlx::query("INSERT OR REPLACE INTO logs (run_id, build, path, lines, bytes, dropped_bytes) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(run_id)
             .bind(build)
             .bind(path.display().to_string())
             .bind(lines as i64)
             .bind(bytes as i64)
+            .bind(dropped_bytes.map(|b| b as i64))
             .execute(&self.pool)
             .await
             .map_err(|e| self.err(e))?;
@@ -484,7 +489,7 @@ impl Store {
 
     pub async fn builds(&self, run_id: i64) -> Result<Vec<BuildRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT name, needs, status, error, started_at, finished_at FROM builds WHERE run_id = ? ORDER BY position",
+            "SELECT b.name, b.needs, b.status, b.error, b.started_at, b.finished_at, l.dropped_bytes FROM builds b LEFT JOIN logs l ON l.run_id = b.run_id AND l.build = b.name WHERE b.run_id = ? ORDER BY b.position",
         )
         .bind(run_id)
         .fetch_all(&self.pool)
@@ -501,6 +506,7 @@ impl Store {
                     error: r.get(3),
                     started_at: r.get(4),
                     finished_at: r.get(5),
+                    log_dropped_bytes: r.get(6),
                 })
             })
             .collect()

@@ -141,6 +141,9 @@ pub enum Command {
         #[command(subcommand)]
         command: ExampleCommand,
     },
+    /// What this host offers Slipway: the sandbox (bubblewrap, user namespaces, id ranges)
+    /// and the cgroup layout used for limits and kill.
+    Doctor,
     /// Benchmarks (not tests): print timings side by side with a baseline.
     Bench {
         #[command(subcommand)]
@@ -268,6 +271,15 @@ pub enum BenchCommand {
         min_size: u64,
         #[arg(long, default_value_t = 5 * 1024 * 1024)]
         max_size: u64,
+    },
+    /// Step start cost: plain spawn, Slipway's plain and sandboxed runners, `bwrap
+    /// --unshare-all`, `unshare` with a 65,536-id map; `--example` adds the example job with
+    /// and without the sandbox.
+    Sandbox {
+        #[arg(long, default_value_t = 200)]
+        steps: usize,
+        #[arg(long)]
+        example: bool,
     },
     /// Scheduler overhead: a DAG of no-op builds against spawning the same processes directly.
     Plan {

@@ -23,6 +23,9 @@ pub async fn open_store(data_dir: &Path) -> Result<Arc<Store>> {
     for cgroup in slipway_engine::reap_orphans() {
         tracing::warn!(%cgroup, "ended the processes a killed Slipway left running");
     }
+    for dir in slipway_engine::reap_lxd_leftovers() {
+        tracing::warn!(%dir, "removed the LXD folder a killed Slipway left");
+    }
     let store = Store::open(data_dir)
         .await
         .with_context(|| format!("cannot open the data dir {}", data_dir.display()))?;

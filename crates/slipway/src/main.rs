@@ -3,6 +3,7 @@
 mod bench;
 mod bench_apt;
 mod bench_publish;
+mod bench_sandbox;
 mod cli;
 mod cmd;
 mod context;

@@ -49,3 +49,21 @@ fn bench_publish_runs_as_a_smoke_test() {
     );
     assert!(text.contains("(1 uploaded, 9 unchanged)"), "{text}");
 }
+
+#[test]
+fn bench_sandbox_runs_as_a_smoke_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::slipway(dir.path(), &["bench", "sandbox", "--steps", "3"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let text = common::stdout(&out);
+    for row in [
+        "sh -c true (plain spawn)",
+        "slipway plain runner",
+        "slipway sandboxed step",
+        "bwrap --unshare-all",
+        "unshare, 65,536-id map",
+        "sandboxed step - plain spawn",
+    ] {
+        assert!(text.contains(row), "{row} missing:\n{text}");
+    }
+}

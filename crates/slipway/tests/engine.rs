@@ -73,7 +73,7 @@ fn independent_builds_run_in_parallel() {
         )
     };
     let body = format!(
-        "{}\n[builds.a]\nsteps = [\"{}\"]\nenv = {{ SHARED = \"{s}\" }}\n[builds.b]\nsteps = [\"{}\"]\nenv = {{ SHARED = \"{s}\" }}\n",
+        "{}\n[builds.a]\nsteps = [\"{}\"]\nsandbox = false\nenv = {{ SHARED = \"{s}\" }}\n[builds.b]\nsteps = [\"{}\"]\nsandbox = false\nenv = {{ SHARED = \"{s}\" }}\n",
         job(&["a", "b"]),
         step("a", "b"),
         step("b", "a"),
@@ -97,7 +97,7 @@ fn independent_builds_run_in_parallel() {
 fn background_sleeper(p: &Project, timeout: &str) -> std::path::PathBuf {
     let shared = p.shared();
     let body = format!(
-        "{}\n[builds.hang]\nsteps = [\"sleep 300 & echo $! > $SHARED/pid; wait\"]\ntimeout = \"{timeout}\"\nenv = {{ SHARED = \"{}\" }}\n",
+        "{}\n[builds.hang]\nsteps = [\"sleep 300 & echo $! > $SHARED/pid; wait\"]\ntimeout = \"{timeout}\"\nsandbox = false\nenv = {{ SHARED = \"{}\" }}\n",
         job(&["hang"]),
         shared.display()
     );
@@ -422,7 +422,7 @@ fn logs_follow_streams_until_the_build_ends() {
     let p = Project::new("", &[]);
     let shared = p.shared();
     let body = format!(
-        "{}\n[builds.slow]\nsteps = [\"echo first; echo 1 > $SHARED/started; sleep 1; echo second; sleep 1; echo third\"]\nenv = {{ SHARED = \"{}\" }}\n",
+        "{}\n[builds.slow]\nsteps = [\"echo first; echo 1 > $SHARED/started; sleep 1; echo second; sleep 1; echo third\"]\nsandbox = false\nenv = {{ SHARED = \"{}\" }}\n",
         job(&["slow"]),
         shared.display()
     );

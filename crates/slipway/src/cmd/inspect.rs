@@ -92,7 +92,11 @@ pub async fn show(data_dir: &Path, run_id: i64, json: bool) -> Result<ExitCode> 
             .as_deref()
             .map(|e| format!(" ({e})"))
             .unwrap_or_default();
-        println!("  {} {}{err}", b.name, b.status);
+        let cut = b
+            .log_dropped_bytes
+            .map(|d| format!(" [log truncated at its limit; {d} bytes of output dropped]"))
+            .unwrap_or_default();
+        println!("  {} {}{err}{cut}", b.name, b.status);
         for s in steps {
             let code = s
                 .exit_code

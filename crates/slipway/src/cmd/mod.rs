@@ -1,4 +1,5 @@
 mod apt;
+mod doctor;
 mod inspect;
 mod plan;
 mod release;
@@ -90,6 +91,10 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Bench {
             command: BenchCommand::Plan { builds, jobs },
         } => crate::bench::plan(builds, jobs).await,
+        Command::Bench {
+            command: BenchCommand::Sandbox { steps, example },
+        } => crate::bench_sandbox::run(steps, example).await,
+        Command::Doctor => doctor::doctor(&config).await,
         Command::Bench {
             command:
                 BenchCommand::Apt {
