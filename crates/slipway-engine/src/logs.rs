@@ -20,7 +20,8 @@ const MASK: &str = "[secret]";
 /// The stream tag of Slipway's own lines.
 const INFO: &str = "--";
 
-pub use slipway_config::DEFAULT_LOG_LIMIT;
+#[cfg(test)]
+use slipway_config::DEFAULT_LOG_LIMIT;
 
 /// How far past the limit Slipway's own lines may still take a truncated log.
 pub const INFO_SLACK: u64 = 1024 * 1024;

@@ -7,7 +7,7 @@
 //! - lives in `/var/lib/slipway/lxd/r<run>-<build>-<random>` (0711, its parents too), so an
 //!   unprivileged container can reach its root file system even when the project lies under a
 //!   0700 folder, and LXD's socket paths stay short;
-//! - runs in its own cgroup (`slipway/<owner>/r<run>-<build>-lxd`) and its containers in
+//! - runs in its own cgroup (`slipway/<owner>/r<run>-<build>-lxd-<random>`) and its containers in
 //!   children of it (`lxc.cgroup.relative`), so removing the cgroup ends everything, and after
 //!   a crash the next Slipway ends what is left ([`reap_leftovers`]);
 //! - has no network: a `dir` pool and a default profile holding only the root disk.
@@ -35,6 +35,8 @@ use crate::workspace::Workspace;
 /// Where the private daemons live. Short: LXD's unix sockets must fit in 108 bytes.
 const ROOT: &str = "/var/lib/slipway/lxd";
 const SUITE: &str = "ContainerTest";
+/// The stream tag of the daemon's and LXD's own output in the build log.
+const STREAM: &str = "lxd";
 const REPORT: &str = "sponge_log.xml";
 const IMAGE_ALIAS: &str = "guest-under-test";
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -120,7 +122,10 @@ pub(crate) async fn run(
         daemon.container
     ));
     let resources = planned.build.resources.over(&ctx.config.sandbox.defaults);
-    match Cgroup::create(&format!("r{}-{build}-lxd", ctx.run_id), &resources) {
+    // The folder's random part keeps two daemons of the same run id and build apart (two
+    // projects' runs in one Slipway process).
+    let name = format!("r{}-{build}-lxd-{}", ctx.run_id, daemon.tag);
+    match Cgroup::create(&name, &resources) {
         Ok(Some(cg)) => {
             log.info(&format!("cgroup {} (daemon and container)", cg.name));
             daemon.cgroup = Some(cg);
@@ -143,32 +148,39 @@ pub(crate) async fn run(
         _ = ctx.cancel.cancelled() => End::Cancelled,
         _ = tokio::time::sleep_until(deadline) => End::TimedOut,
     };
-    let result = match end {
-        End::Done(r) => r.map_err(fail),
-        End::Cancelled => Err((BuildStatus::Cancelled, "cancelled".to_string())),
-        End::TimedOut => Err(fail(format!(
-            "timed out after {}s while {}; the LXD daemon and its container were stopped",
-            timeout.as_secs(),
-            progress.phase
-        ))),
+    let (result, not_run) = match end {
+        End::Done(r) => {
+            let why = match &r {
+                Ok(()) => "the container did not start".to_string(),
+                Err(e) => e.clone(),
+            };
+            (r.map_err(fail), why)
+        }
+        End::Cancelled => (
+            Err((BuildStatus::Cancelled, "cancelled".to_string())),
+            "cancelled".to_string(),
+        ),
+        End::TimedOut => (
+            Err(fail(format!(
+                "timed out after {}s while {}; the LXD daemon and its container were stopped",
+                timeout.as_secs(),
+                progress.phase
+            ))),
+            format!("the build timed out after {}s", timeout.as_secs()),
+        ),
     };
     daemon.stop().await;
     finish(daemon).await;
 
     let mut reported = Ok(());
     if !progress.cases.is_empty() {
-        let reason = match &result {
-            Err((BuildStatus::Cancelled, _)) => "cancelled".to_string(),
-            Err((_, msg)) => msg.clone(),
-            Ok(()) => "the container did not start".to_string(),
-        };
         let names = LXD_BUILTIN_CASES
             .iter()
             .map(|n| n.to_string())
             .chain(spec.checks.iter().map(|c| c.name.clone()));
         for name in names {
             if !progress.cases.iter().any(|c| c.name == name) {
-                progress.record(&name, Outcome::NotRun(reason.clone()), Instant::now(), log);
+                progress.record(&name, Outcome::NotRun(not_run.clone()), Instant::now(), log);
             }
         }
         let dir = ws.work.join(&spec.output);
@@ -188,20 +200,20 @@ pub(crate) async fn run(
         .filter(|c| matches!(c.outcome, Outcome::Failed(_)))
         .map(|c| c.name.as_str())
         .collect();
-    let not_run = progress
+    let not_run_count = progress
         .cases
         .iter()
         .filter(|c| matches!(c.outcome, Outcome::NotRun(_)))
         .count();
-    if failed.is_empty() && not_run == 0 {
+    if failed.is_empty() && not_run_count == 0 {
         log.info(&format!(
             "all {} container checks passed",
             progress.cases.len()
         ));
         Ok(())
     } else {
-        let not_run = if not_run > 0 {
-            format!("; {not_run} not run")
+        let not_run = if not_run_count > 0 {
+            format!("; {not_run_count} not run")
         } else {
             String::new()
         };
@@ -287,6 +299,8 @@ async fn session(
 /// cgroup and removes the folder (blocking: drop it off the async threads, see [`finish`]).
 struct Daemon {
     dir: PathBuf,
+    /// The random part of the folder's name.
+    tag: String,
     container: String,
     cgroup: Option<Cgroup>,
     child: Option<Child>,
@@ -344,9 +358,9 @@ impl Out {
     }
 
     /// Its output, bounded, into the build log.
-    fn log_to(&self, log: &BuildLog) {
+    fn log_to(&self, log: &BuildLog, stream: &str) {
         for line in bounded(&self.text(), SHOW_LOG).lines() {
-            log.line("lxd", line);
+            log.line(stream, line);
         }
     }
 
@@ -380,6 +394,7 @@ impl Daemon {
             let container = format!("guest-{tag}");
             let d = Daemon {
                 dir,
+                tag,
                 container,
                 cgroup: None,
                 child: None,
@@ -502,7 +517,7 @@ impl Daemon {
             r = output(wait, Some(Duration::from_secs(70)), None) => match r {
                 Ok(o) if o.ok() => Ok(()),
                 Ok(o) => {
-                    o.log_to(&self.log);
+                    o.log_to(&self.log, STREAM);
                     Err(format!("LXD did not become ready within 60s ({})", o.summary()))
                 }
                 Err(e) => Err(format!("LXD did not become ready: {e}")),
@@ -535,7 +550,7 @@ impl Daemon {
         .map_err(|e| format!("lxd init: {e}"))?;
         if !out.ok() {
             self.show_daemon_log();
-            out.log_to(&self.log);
+            out.log_to(&self.log, STREAM);
             return Err(format!("lxd init failed: {}", out.summary()));
         }
         Ok(())
@@ -583,7 +598,7 @@ impl Daemon {
         .await
         {
             self.log.info("lxc info --show-log:");
-            info.log_to(&self.log);
+            info.log_to(&self.log, STREAM);
         }
         self.show_daemon_log();
         Err(format!("lxc launch failed: {}", out.describe()))
@@ -692,7 +707,7 @@ impl Daemon {
     async fn show(&self, argv: &[&str]) {
         let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
         if let Ok(o) = self.exec(&argv, None, Some(Duration::from_secs(30))).await {
-            o.log_to(&self.log);
+            o.log_to(&self.log, "out");
         }
     }
 
@@ -746,7 +761,7 @@ impl Daemon {
         if self.launched {
             match output(
                 self.lxc(&["delete", "--force", &self.container]),
-                Some(Duration::from_secs(60)),
+                Some(Duration::from_secs(30)),
                 None,
             )
             .await
@@ -972,7 +987,7 @@ fn report_xml(cases: &[Case]) -> String {
                 xml.push_str(&format!(
                     "{head}><failure message=\"{}\">{}</failure></testcase>\n",
                     xml_escape(&bounded(first, 500)),
-                    xml_escape(&bounded(why, SHOW_REPORT))
+                    xml_escape(&bounded(why, SHOW_REPORT)).replace("&#10;", "\n")
                 ));
             }
             Outcome::NotRun(why) => xml.push_str(&format!(
@@ -985,7 +1000,8 @@ fn report_xml(cases: &[Case]) -> String {
     xml
 }
 
-/// Escapes text for XML content and attributes; characters XML 1.0 cannot hold become U+FFFD.
+/// Escapes text for XML attributes (and content); characters XML 1.0 cannot hold become
+/// U+FFFD.
 fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -996,7 +1012,8 @@ fn xml_escape(s: &str) -> String {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
             '\n' => out.push_str("&#10;"),
-            '\t' | '\r' => out.push(c),
+            '\t' => out.push_str("&#9;"),
+            '\r' => out.push_str("&#13;"),
             c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
             c => out.push(c),
         }

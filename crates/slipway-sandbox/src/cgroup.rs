@@ -357,7 +357,7 @@ impl Cgroup {
     /// Processes in the cgroup now.
     pub fn pids(&self) -> Vec<i32> {
         self.member_file()
-            .map(|f| read_pids(&f))
+            .map(|f| subtree_pids(&f))
             .unwrap_or_default()
     }
 
@@ -404,11 +404,7 @@ impl Cgroup {
                     match c.as_str() {
                         "memory" => {
                             let oom = counter(&dir.join("memory.oom_control"), "oom_kill");
-                            let fail = fs::read_to_string(dir.join("memory.failcnt"))
-                                .ok()
-                                .and_then(|s| s.trim().parse::<u64>().ok())
-                                .unwrap_or(0);
-                            if oom > 0 || (fail > 0 && self.memory.is_some() && oom > 0) {
+                            if oom > 0 {
                                 found.push(format!(
                                     "the memory limit ({} MiB) was reached and the kernel killed a process",
                                     mib(self.memory.unwrap_or(0))
@@ -472,8 +468,9 @@ fn kill_dir(track: Option<&Path>, members: Option<&Path>) -> bool {
         let _ = write(&track.join("cgroup.kill"), "1");
     }
     // Members are gone quickly; poll often at first, then back off (about 2 s in all).
+    // Nested cgroups (an LXD container under its daemon's) count: their members go too.
     for attempt in 0..60u32 {
-        let pids = read_pids(members);
+        let pids = subtree_pids(members);
         if pids.is_empty() {
             return true;
         }
@@ -485,7 +482,28 @@ fn kill_dir(track: Option<&Path>, members: Option<&Path>) -> bool {
         }
         std::thread::sleep(backoff(attempt));
     }
-    read_pids(members).is_empty()
+    subtree_pids(members).is_empty()
+}
+
+/// Members of the cgroup whose `cgroup.procs` is `procs`, and of every cgroup below it.
+fn subtree_pids(procs: &Path) -> Vec<i32> {
+    let mut pids = read_pids(procs);
+    let Some(dir) = procs.parent() else {
+        return pids;
+    };
+    let mut stack: Vec<PathBuf> = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                pids.extend(read_pids(&e.path().join("cgroup.procs")));
+                stack.push(e.path());
+            }
+        }
+    }
+    pids
 }
 
 /// 0.1 ms doubling up to 50 ms.
@@ -551,7 +569,7 @@ pub fn reap_orphans() -> Vec<String> {
                         .as_ref()
                         .map(|t| t.join(&tag).join(step.file_name()));
                     let members = step.path().join("cgroup.procs");
-                    if !read_pids(&members).is_empty() {
+                    if !subtree_pids(&members).is_empty() {
                         tracing::warn!(cgroup = %rel, "ending processes left by a Slipway that is gone");
                         kill_dir(track.as_deref().filter(|t| t.exists()), Some(&members));
                         if !reaped.contains(&rel) {
@@ -584,7 +602,7 @@ pub fn kill_by_name(name: &str) -> bool {
         .filter(|d| d.exists())
         .collect();
     for dir in &dirs {
-        if !read_pids(&dir.join("cgroup.procs")).is_empty() {
+        if !subtree_pids(&dir.join("cgroup.procs")).is_empty() {
             found = true;
             kill_dir(
                 track.as_deref().filter(|t| t.exists()),

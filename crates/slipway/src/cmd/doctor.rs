@@ -25,11 +25,18 @@ pub async fn doctor(config_path: &Path) -> Result<ExitCode> {
     let ok = match probe(settings.clone()).await {
         Ok(msg) => {
             println!("sandbox: {msg}");
-            println!(
-                "  trusted steps run as host uid/gid {}, untrusted ones as {} (root inside)",
-                settings.id_base,
-                settings.id_base + 65_536
-            );
+            // SAFETY: geteuid(2) has no failure mode.
+            if unsafe { libc::geteuid() } == 0 {
+                println!(
+                    "  trusted steps run as host uid/gid {}, untrusted ones as {} (root inside)",
+                    settings.id_base,
+                    settings.id_base + 65_536
+                );
+            } else {
+                println!(
+                    "  steps run as this user (root inside) with its /etc/subuid range mapped; without root, cgroup limits apply only where a cgroup is delegated to this user"
+                );
+            }
             true
         }
         Err(msg) => {
