@@ -1133,16 +1133,6 @@ fn rmdir_tree(dir: &Path) {
     let _ = fs::remove_dir(dir);
 }
 
-fn owner_alive(tag: &str) -> bool {
-    let Some((pid, start)) = tag.trim().split_once('.') else {
-        return false;
-    };
-    match (pid.parse::<i32>(), start.parse::<u64>()) {
-        (Ok(pid), Ok(start)) => cgroup::start_time(pid) == Some(start),
-        _ => false,
-    }
-}
-
 /// Ends and removes what `lxd-test` builds of Slipway processes that are gone left behind:
 /// their cgroups (the daemon and its containers, via [`cgroup::reap_orphans`]), the cgroups
 /// LXC made beside them, the daemon's mounts and its folder. Returns the folders removed.
@@ -1163,7 +1153,7 @@ pub fn reap_leftovers() -> Vec<String> {
         };
         let mut lines = owner.lines();
         let tag = lines.next().unwrap_or("");
-        if owner_alive(tag) {
+        if cgroup::owner_alive(tag) {
             continue;
         }
         stale.push((dir, lines.next().unwrap_or("").trim().to_string()));
@@ -1248,12 +1238,5 @@ mod tests {
         assert_eq!(unescape_mount("/a\\040b"), "/a b");
         assert_eq!(unescape_mount("/plain"), "/plain");
         assert_eq!(unescape_mount("/end\\04"), "/end\\04");
-    }
-
-    #[test]
-    fn owners() {
-        assert!(owner_alive(&cgroup::owner_tag()));
-        assert!(!owner_alive("1.1"));
-        assert!(!owner_alive(""));
     }
 }

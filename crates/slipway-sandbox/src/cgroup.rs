@@ -176,8 +176,9 @@ pub fn start_time(pid: i32) -> Option<u64> {
     rest.split(' ').nth(19)?.parse().ok()
 }
 
-fn owner_alive(tag: &str) -> bool {
-    let Some((pid, start)) = tag.split_once('.') else {
+/// Whether the Slipway process named by an owner tag (`<pid>.<start time>`) still runs.
+pub fn owner_alive(tag: &str) -> bool {
+    let Some((pid, start)) = tag.trim().split_once('.') else {
         return false;
     };
     match (pid.parse::<i32>(), start.parse::<u64>()) {
@@ -635,5 +636,6 @@ mod tests {
         assert!(owner_alive(&owner_tag()));
         assert!(!owner_alive("1.1"));
         assert!(!owner_alive("junk"));
+        assert!(!owner_alive(""));
     }
 }

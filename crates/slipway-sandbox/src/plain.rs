@@ -6,8 +6,7 @@ use std::process::Stdio;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
-use crate::cgroup::Cgroup;
-use crate::runner::{LineSink, Spawned, StepFuture, StepRunner, StepSpec, spawn_failed, supervise};
+use crate::runner::{LineSink, StepFuture, StepRunner, StepSpec, in_cgroup};
 
 #[derive(Debug, Default, Clone)]
 pub struct PlainRunner;
@@ -24,45 +23,25 @@ impl StepRunner for PlainRunner {
         cancel: &'a CancellationToken,
     ) -> StepFuture<'a> {
         Box::pin(async move {
-            let cgroup = match Cgroup::create(spec.id, spec.resources) {
-                Ok(cg) => cg,
-                Err(e) => return spawn_failed(format!("cannot create the step's cgroup: {e}")),
-            };
-            let mut cmd = Command::new("/bin/sh");
-            cmd.arg("-c")
-                .arg(spec.command)
-                .current_dir(spec.cwd)
-                .env_clear()
-                .envs(spec.env)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .process_group(0)
-                .kill_on_drop(true);
-            if let Some(cg) = &cgroup {
-                if let Err(e) = cg.attach(&mut cmd) {
-                    cg.remove();
-                    return spawn_failed(format!("cannot join the step's cgroup: {e}"));
+            in_cgroup(&spec, sink, cancel, false, async |cgroup| {
+                let mut cmd = Command::new("/bin/sh");
+                cmd.arg("-c")
+                    .arg(spec.command)
+                    .current_dir(spec.cwd)
+                    .env_clear()
+                    .envs(spec.env)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .process_group(0)
+                    .kill_on_drop(true);
+                if let Some(cg) = cgroup {
+                    cg.attach(&mut cmd)
+                        .map_err(|e| format!("cannot join the step's cgroup: {e}"))?;
                 }
-            }
-            let child = match cmd.spawn() {
-                Ok(c) => c,
-                Err(e) => {
-                    if let Some(cg) = &cgroup {
-                        cg.remove();
-                    }
-                    return spawn_failed(e.to_string());
-                }
-            };
-            (spec.on_spawn)(&Spawned {
-                pid: child.id().map(|p| p as i32).unwrap_or(0),
-                cgroup: cgroup.as_ref().map(|c| c.name.clone()),
-            });
-            let report = supervise(child, cgroup.as_ref(), spec.deadline, sink, cancel).await;
-            if let Some(cg) = &cgroup {
-                cg.remove();
-            }
-            report
+                cmd.spawn().map_err(|e| e.to_string())
+            })
+            .await
         })
     }
 }

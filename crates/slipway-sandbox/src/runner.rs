@@ -103,6 +103,45 @@ pub trait StepRunner: Send + Sync {
     ) -> StepFuture<'a>;
 }
 
+/// Runs one step in its own cgroup: creates it, lets `start` spawn the step's first process
+/// (which joins the cgroup before exec), supervises it, then kills and removes the cgroup.
+/// `cgroup_optional`: a host where the cgroup cannot be made still runs the step (a user's
+/// sandbox, held by its pid namespace), with a note in the log.
+pub(crate) async fn in_cgroup(
+    spec: &StepSpec<'_>,
+    sink: &dyn LineSink,
+    cancel: &CancellationToken,
+    cgroup_optional: bool,
+    start: impl AsyncFnOnce(Option<&Cgroup>) -> Result<Child, String>,
+) -> StepReport {
+    let cgroup = match Cgroup::create(spec.id, spec.resources) {
+        Ok(cg) => cg,
+        Err(e) if !cgroup_optional => {
+            return spawn_failed(format!("cannot create the step's cgroup: {e}"));
+        }
+        Err(e) => {
+            sink.info(&format!(
+                "no cgroup for this step ({e}); it is held by its pid namespace only"
+            ));
+            None
+        }
+    };
+    let report = match start(cgroup.as_ref()).await {
+        Ok(child) => {
+            (spec.on_spawn)(&Spawned {
+                pid: child.id().map(|p| p as i32).unwrap_or(0),
+                cgroup: cgroup.as_ref().map(|c| c.name.clone()),
+            });
+            supervise(child, cgroup.as_ref(), spec.deadline, sink, cancel).await
+        }
+        Err(msg) => spawn_failed(msg),
+    };
+    if let Some(cg) = &cgroup {
+        cg.remove();
+    }
+    report
+}
+
 pub(crate) fn spawn_failed(msg: impl Into<String>) -> StepReport {
     StepReport {
         end: StepEnd::SpawnFailed(msg.into()),

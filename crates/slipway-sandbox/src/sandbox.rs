@@ -29,9 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::SandboxError;
 use crate::cgroup::Cgroup;
 use crate::ids::{DEFAULT_BASE, IdRange};
-use crate::runner::{
-    Access, LineSink, Spawned, StepFuture, StepRunner, StepSpec, spawn_failed, supervise,
-};
+use crate::runner::{Access, LineSink, StepFuture, StepRunner, StepSpec, in_cgroup};
 
 /// Read-only system folders every sandbox sees (symlinks, as in merged-/usr systems, are
 /// recreated as symlinks).
@@ -333,32 +331,11 @@ impl StepRunner for SandboxRunner {
         cancel: &'a CancellationToken,
     ) -> StepFuture<'a> {
         Box::pin(async move {
-            let cgroup = match Cgroup::create(spec.id, spec.resources) {
-                Ok(cg) => cg,
-                Err(e) if self.root => {
-                    return spawn_failed(format!("cannot create the step's cgroup: {e}"));
-                }
-                Err(e) => {
-                    sink.info(&format!(
-                        "no cgroup for this step ({e}); it is held by its pid namespace only"
-                    ));
-                    None
-                }
-            };
-            let report = match self.start(&spec, cgroup.as_ref()).await {
-                Ok(child) => {
-                    (spec.on_spawn)(&Spawned {
-                        pid: child.id().map(|p| p as i32).unwrap_or(0),
-                        cgroup: cgroup.as_ref().map(|c| c.name.clone()),
-                    });
-                    supervise(child, cgroup.as_ref(), spec.deadline, sink, cancel).await
-                }
-                Err(msg) => spawn_failed(msg),
-            };
-            if let Some(cg) = &cgroup {
-                cg.remove();
-            }
-            report
+            // Without root, cgroups are only there where one was delegated to the user.
+            in_cgroup(&spec, sink, cancel, !self.root, async |cgroup| {
+                self.start(&spec, cgroup).await
+            })
+            .await
         })
     }
 }
