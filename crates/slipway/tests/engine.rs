@@ -481,3 +481,26 @@ fn junit_reports_are_recorded_as_suite_results() {
     assert_eq!(suite["passed"], false);
     assert_eq!(suite["build"], "test");
 }
+
+#[test]
+fn a_build_log_stops_at_its_limit_and_the_run_says_so() {
+    let p = Project::new(
+        &format!(
+            "[sandbox]\nlog_limit = \"8K\"\n{}\n[builds.noisy]\nsteps = [\"i=0; while [ $i -lt 2000 ]; do echo line $i of noise; i=$((i+1)); done\"]\n",
+            job(&["noisy"])
+        ),
+        &[],
+    );
+    let v = json(&p.run(&["run", "j", "--milestone", "1", "--json"]));
+    assert_eq!(v["status"], "success", "{v}");
+    let log_path = p.path().join(".slipway/runs/1/logs/noisy.log");
+    let size = std::fs::metadata(&log_path).unwrap().len();
+    assert!(size < 8 * 1024 + 4096, "log of {size} bytes");
+    let log = stdout(&p.run(&["logs", "1", "noisy"]));
+    assert_eq!(log.matches("log truncated").count(), 1, "{log}");
+    assert!(!log.contains("line 1999 of noise"));
+    let shown = stdout(&p.run(&["show", "1"]));
+    assert!(shown.contains("log truncated at its limit"), "{shown}");
+    let shown = json(&p.run(&["show", "1", "--json"]));
+    assert!(shown["builds"][0]["log_dropped_bytes"].as_i64().unwrap() > 10_000);
+}
