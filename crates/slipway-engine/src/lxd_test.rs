@@ -107,6 +107,12 @@ pub(crate) async fn run(
     let timeout = planned.build.timeout;
     let deadline = Instant::now() + timeout;
     let image = image_dir(ws, spec, planned).map_err(fail)?;
+    // SAFETY: geteuid(2) has no failure mode.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(fail(
+            "lxd-test starts a private LXD daemon, which needs root: run Slipway as root, or leave this build out of the job",
+        ));
+    }
 
     let swept = tokio::task::spawn_blocking(reap_leftovers)
         .await
