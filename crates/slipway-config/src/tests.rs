@@ -234,6 +234,80 @@ fn untrusted_job_may_not_keep_a_secret_reading_build() {
 }
 
 #[test]
+fn untrusted_jobs_stay_sandboxed_and_offline_unless_the_job_allows_the_network() {
+    let c = service(SERVICE).unwrap();
+    let with = |extra: &str| {
+        BUILDS.replace(
+            "steps = [\"./build-container.sh\"]",
+            &format!("steps = [\"./build-container.sh\"]\n{extra}"),
+        )
+    };
+    let errs = validate(&c, &builds(&with("sandbox = false")).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errs.contains("builds.toml:19:11: build 'lxd_container' sets `sandbox = false`, but untrusted job 'presubmit' runs it"),
+        "{errs}"
+    );
+    let errs = validate(&c, &builds(&with("network = true")).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errs.contains("asks for `network = true`, but untrusted job 'presubmit' does not allow it"),
+        "{errs}"
+    );
+    // The job can opt in to the network, never out of the sandbox.
+    let open =
+        service(&SERVICE.replace("untrusted = true", "untrusted = true\nallow_network = true"))
+            .unwrap();
+    assert!(validate(&open, &builds(&with("network = true")).unwrap()).is_ok());
+    assert!(validate(&open, &builds(&with("sandbox = false")).unwrap()).is_err());
+    // Trusted-only jobs may do both.
+    let trusted = service(&SERVICE.replace("untrusted = true", "untrusted = false")).unwrap();
+    let b = builds(&with(
+        "sandbox = false\nnetwork = true\nresources = { memory = \"1G\", pids = 100, cpus = 0.5 }",
+    ))
+    .unwrap();
+    assert!(validate(&trusted, &b).is_ok());
+    let lxd = &b.map["lxd_container"];
+    assert!(!lxd.sandbox && lxd.network);
+    let r = lxd.resources.over(&c.sandbox.defaults);
+    assert_eq!(
+        (r.memory, r.pids, r.cpus),
+        (Some(1 << 30), Some(100), Some(0.5))
+    );
+}
+
+#[test]
+fn sandbox_defaults_and_bad_values() {
+    let c = service(SERVICE).unwrap();
+    assert_eq!(c.sandbox.defaults, Resources::default());
+    assert_eq!(c.sandbox.log_limit, DEFAULT_LOG_LIMIT);
+    let c = service(&format!(
+        "{SERVICE}\n[sandbox]\nread_only = [\"/var/cache/slipway\", \"cache\"]\nmemory = \"2G\"\ncpus = 2\nlog_limit = \"1M\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.sandbox.defaults.memory, Some(2 << 30));
+    assert_eq!(c.sandbox.defaults.pids, Some(DEFAULT_PIDS));
+    assert_eq!(c.sandbox.defaults.cpus, Some(2.0));
+    assert_eq!(c.sandbox.log_limit, 1 << 20);
+    assert_eq!(c.sandbox.read_only[1], PathBuf::from("./cache"));
+    let e = first_error(service(&format!(
+        "{SERVICE}\n[sandbox]\nread_only = [\"/\"]\n"
+    )));
+    assert!(e.contains("not the whole file system"), "{e}");
+    let e = first_error(service(&format!("{SERVICE}\n[sandbox]\nnetwork = true\n")));
+    assert!(e.contains("unknown field `network`"), "{e}");
+    let e = first_error(builds(
+        "[builds.b]\nsteps = [\"true\"]\nresources = { memory = \"4X\" }\n",
+    ));
+    assert!(
+        e.contains("builds.toml:3:13: build 'b': resources.memory"),
+        "{e}"
+    );
+}
+
+#[test]
 fn artifact_paths_may_not_escape() {
     let e = first_error(builds(
         "[builds.a]\nsteps = [\"x\"]\nartifacts = [{ glob = \"../x/*\" }]\n",

@@ -579,3 +579,87 @@ pub async fn probe(settings: SandboxSettings) -> Result<String, String> {
         other => Err(format!("a sandboxed `true` ended with {other:?}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_args(network: bool, hide: Vec<PathBuf>) -> Vec<String> {
+        let runner = SandboxRunner {
+            settings: SandboxSettings {
+                hide,
+                ..SandboxSettings::default()
+            },
+            bwrap: PathBuf::from("/usr/bin/bwrap"),
+            root: true,
+        };
+        let env = std::collections::BTreeMap::new();
+        let res = slipway_config::Resources::default();
+        let spec = StepSpec {
+            command: "true",
+            cwd: Path::new("/w/work"),
+            env: &env,
+            mounts: &[],
+            network,
+            resources: &res,
+            deadline: tokio::time::Instant::now(),
+            id: "t",
+            untrusted: true,
+            on_spawn: &|_| {},
+        };
+        let staged = vec![
+            (
+                PathBuf::from("/run/slipway/sandbox/0"),
+                PathBuf::from("/w/work"),
+                true,
+            ),
+            (
+                PathBuf::from("/run/slipway/sandbox/1"),
+                PathBuf::from("/w/inputs"),
+                false,
+            ),
+        ];
+        runner.args(&spec, &staged)
+    }
+
+    fn has(args: &[String], seq: &[&str]) -> bool {
+        args.windows(seq.len())
+            .any(|w| w.iter().zip(seq).all(|(a, b)| a == b))
+    }
+
+    #[test]
+    fn namespaces_binds_masks_and_no_network_by_default() {
+        let a = spec_args(
+            false,
+            vec![PathBuf::from("/etc/passwd"), PathBuf::from("/w")],
+        );
+        for ns in [
+            "--unshare-user",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup",
+            "--unshare-net",
+        ] {
+            assert!(a.iter().any(|x| x == ns), "{ns} missing: {a:?}");
+        }
+        assert!(has(&a, &["--bind", "/run/slipway/sandbox/0", "/w/work"]));
+        assert!(has(
+            &a,
+            &["--ro-bind", "/run/slipway/sandbox/1", "/w/inputs"]
+        ));
+        assert!(has(&a, &["--ro-bind", "/etc", "/etc"]));
+        // A hidden file under a visible folder is masked; /w holds the step's own folders and
+        // is not visible as such, so nothing is mounted over them.
+        assert!(has(&a, &["--ro-bind", "/dev/null", "/etc/passwd"]));
+        assert!(!a.iter().any(|x| x == "/w"));
+        assert!(has(&a, &["--remount-ro", "/"]));
+        assert!(
+            !a.iter()
+                .any(|x| x == "CAP_SYS_ADMIN" || x == "CAP_SYS_PTRACE" || x == "CAP_NET_RAW")
+        );
+        assert!(has(&a, &["--chdir", "/w/work"]));
+        let open = spec_args(true, Vec::new());
+        assert!(!open.iter().any(|x| x == "--unshare-net"));
+    }
+}
