@@ -15,6 +15,24 @@ pub struct Resources {
     pub cpus: Option<f64>,
 }
 
+impl Resources {
+    /// `memory: 4096 MiB, pids: 4096, cpus: all`, for logs.
+    pub fn describe(&self) -> String {
+        format!(
+            "memory: {}, pids: {}, cpus: {}",
+            self.memory
+                .map(|m| format!("{} MiB", m >> 20))
+                .unwrap_or_else(|| "unlimited".into()),
+            self.pids
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "unlimited".into()),
+            self.cpus
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "all".into()),
+        )
+    }
+}
+
 impl Default for Resources {
     fn default() -> Self {
         Resources {

@@ -506,6 +506,10 @@ fn build_cache(ctx: &Ctx, build: &PlannedBuild) -> String {
 /// The sandbox for this run: the service's `[sandbox]` settings, with the config folder, the
 /// data dir and every secret file hidden even where they lie under a folder the sandbox shows.
 fn sandbox_runner(config: &Config, store: &Store) -> Result<SandboxRunner, String> {
+    tracing::info!(
+        cgroups = %slipway_sandbox::cgroup::layout().describe(),
+        "step cgroups"
+    );
     let mut hide = vec![config.base_dir.clone(), store.data_dir().to_path_buf()];
     for secret in config.secrets.values() {
         if let slipway_config::SecretSource::File(path) = &secret.source {
@@ -603,30 +607,14 @@ async fn run_steps(
     if env.contains_key("SLIPWAY_SECRETS") {
         mounts.push(mount(&ws.secrets, Access::Private));
     }
-    log.info(&format!(
-        "runner: {}{}",
-        runner.kind(),
-        if runner.kind() == "sandbox" {
-            format!(
-                " (network: {}, memory: {}, pids: {}, cpus: {})",
-                if build.build.network { "host" } else { "none" },
-                resources
-                    .memory
-                    .map(|m| format!("{} MiB", m >> 20))
-                    .unwrap_or("unlimited".into()),
-                resources
-                    .pids
-                    .map(|p| p.to_string())
-                    .unwrap_or("unlimited".into()),
-                resources
-                    .cpus
-                    .map(|c| c.to_string())
-                    .unwrap_or("all".into()),
-            )
-        } else {
-            String::new()
-        }
-    ));
+    log.info(&match runner.kind() {
+        "sandbox" => format!(
+            "runner: sandbox (network: {}, {})",
+            if build.build.network { "host" } else { "none" },
+            resources.describe()
+        ),
+        kind => format!("runner: {kind} ({})", resources.describe()),
+    });
     for (idx, command) in steps.iter().enumerate() {
         let n = idx + 1;
         let _ = ctx
