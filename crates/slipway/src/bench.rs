@@ -92,30 +92,9 @@ fn write_project(dir: &std::path::Path, builds: usize) -> Result<std::path::Path
     let repo = dir.join("repo");
     std::fs::create_dir_all(&repo)?;
     std::fs::write(repo.join("README"), "benchmark\n")?;
-    for args in [
-        vec!["init", "--quiet", "--initial-branch=main"],
-        vec!["add", "README"],
-        vec![
-            "-c",
-            "user.name=bench",
-            "-c",
-            "user.email=bench@example.org",
-            "commit",
-            "--quiet",
-            "-m",
-            "bench",
-        ],
-    ] {
-        let ok = std::process::Command::new("git")
-            .arg("-C")
-            .arg(&repo)
-            .args(&args)
-            .status()
-            .context("cannot run git")?;
-        if !ok.success() {
-            bail!("git {} failed", args.join(" "));
-        }
-    }
+    git(&repo, &["init", "--quiet", "--initial-branch=main"])?;
+    git(&repo, &["add", "README"])?;
+    git(&repo, &["commit", "--quiet", "-m", "bench"])?;
     let mut toml = String::from(
         "[project]\nname = \"bench\"\nrepo = \"repo\"\n\n[[branches]]\nchannel = \"canary\"\nmilestone = 1\nbranch = \"main\"\n\n",
     );
@@ -134,6 +113,26 @@ fn write_project(dir: &std::path::Path, builds: usize) -> Result<std::path::Path
     let path = dir.join("slipway.toml");
     std::fs::write(&path, toml)?;
     Ok(path)
+}
+
+/// Runs git in a benchmark's repository, as a fixed committer.
+pub(crate) fn git(repo: &std::path::Path, args: &[&str]) -> Result<()> {
+    let ok = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args([
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=bench@example.org",
+        ])
+        .args(args)
+        .status()
+        .context("cannot run git")?;
+    if !ok.success() {
+        bail!("git {} failed", args.join(" "));
+    }
+    Ok(())
 }
 
 async fn spawn_directly(n: usize, jobs: usize) -> Result<Duration> {

@@ -259,23 +259,7 @@ async fn example_side_by_side() -> Result<()> {
     let text = std::fs::read_to_string(&service)?;
     let kept = text.split("\n[jobs.presubmit").next().unwrap_or(&text);
     std::fs::write(&service, kept)?;
-    let git = std::process::Command::new("git")
-        .arg("-C")
-        .arg(&repo)
-        .args([
-            "-c",
-            "user.name=bench",
-            "-c",
-            "user.email=bench@example.org",
-            "commit",
-            "--quiet",
-            "-am",
-            "bench: no sandbox",
-        ])
-        .status()?;
-    if !git.success() {
-        bail!("git commit failed");
-    }
+    crate::bench::git(&repo, &["commit", "--quiet", "-am", "bench: no sandbox"])?;
     let unsandboxed = run("sandbox = false")?;
     println!("example guest_tools job (milestone 74, warm caches), as `slipway run` takes it");
     println!("  sandboxed          {sandboxed:>8.2} s");
