@@ -16,6 +16,23 @@ pub struct Resources {
 }
 
 impl Resources {
+    /// These limits, none above `ceiling` (an unset limit counts as unlimited): what an
+    /// untrusted build gets, so a change cannot raise its own limits past the service's.
+    pub fn capped_by(&self, ceiling: &Resources) -> Resources {
+        fn min<T: PartialOrd + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
+            match (a, b) {
+                (Some(x), Some(y)) => Some(if x < y { x } else { y }),
+                (x, None) => x,
+                (None, y) => y,
+            }
+        }
+        Resources {
+            memory: min(self.memory, ceiling.memory),
+            pids: min(self.pids, ceiling.pids),
+            cpus: min(self.cpus, ceiling.cpus),
+        }
+    }
+
     /// `memory: 4096 MiB, pids: 4096, cpus: all`, for logs.
     pub fn describe(&self) -> String {
         format!(
@@ -154,6 +171,20 @@ mod tests {
         assert!(parse_size("").is_err());
         assert!(parse_size("0").is_err());
         assert!(parse_size("99999999999999T").is_err());
+    }
+
+    #[test]
+    fn untrusted_limits_never_exceed_the_service_ones() {
+        let service = Resources::default();
+        let asked = Limits {
+            memory: Some(100 << 30),
+            pids: Some(16),
+            cpus: Some(1.0),
+        };
+        let r = asked.over(&service).capped_by(&service);
+        assert_eq!(r.memory, Some(DEFAULT_MEMORY));
+        assert_eq!(r.pids, Some(16));
+        assert_eq!(r.cpus, Some(1.0));
     }
 
     #[test]

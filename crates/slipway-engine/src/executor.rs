@@ -589,7 +589,13 @@ async fn run_steps(
     } else {
         &ctx.plain
     };
-    let resources = build.build.resources.over(&ctx.config.sandbox.defaults);
+    let defaults = &ctx.config.sandbox.defaults;
+    let mut resources = build.build.resources.over(defaults);
+    if ctx.plan.untrusted {
+        // The builds file of an untrusted run is the change's own: it may lower its limits,
+        // never raise them past the service's.
+        resources = resources.capped_by(defaults);
+    }
     let cache = PathBuf::from(build_cache(ctx, build));
     let mount = |path: &std::path::Path, access| Mount {
         path: path.to_path_buf(),
