@@ -70,7 +70,7 @@ pub enum PlanError {
         branch: String,
         inactive: &'static str,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Invalid(#[from] ConfigErrors),
 }
 

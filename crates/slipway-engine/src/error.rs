@@ -2,9 +2,9 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] slipway_config::ConfigErrors),
-    #[error("{0}")]
+    #[error(transparent)]
     Plan(#[from] slipway_config::PlanError),
     #[error(transparent)]
     Store(#[from] slipway_store::StoreError),

@@ -42,8 +42,34 @@ fn main() -> ExitCode {
     match runtime.block_on(cmd::dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::from(1)
         }
+    }
+}
+
+/// The error and its causes, each said once: library errors often include their cause's text
+/// in their own message already, and `{:#}` would repeat it (`X: X`).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn causes_are_said_once() {
+        let io = std::io::Error::other("disk on fire");
+        let e = anyhow::Error::new(io).context("cannot write x: disk on fire");
+        assert_eq!(super::one_line(&e), "cannot write x: disk on fire");
+        let e = anyhow::anyhow!("root cause").context("while doing y");
+        assert_eq!(super::one_line(&e), "while doing y: root cause");
     }
 }
