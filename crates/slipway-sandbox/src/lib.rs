@@ -15,7 +15,9 @@ mod sandbox;
 
 pub use ids::IdRange;
 pub use plain::PlainRunner;
-pub use runner::{Access, LineSink, Mount, Spawned, StepEnd, StepReport, StepRunner, StepSpec};
+pub use runner::{
+    Access, Discard, LineSink, Mount, Spawned, StepEnd, StepReport, StepRunner, StepSpec,
+};
 pub use sandbox::{SandboxRunner, SandboxSettings, probe};
 
 use std::path::PathBuf;

@@ -29,6 +29,14 @@ pub trait LineSink: Send + Sync {
     fn info(&self, text: &str);
 }
 
+/// A sink that drops everything (probes, benchmarks).
+pub struct Discard;
+
+impl LineSink for Discard {
+    fn line(&self, _: &'static str, _: &str) {}
+    fn info(&self, _: &str) {}
+}
+
 /// A host folder the step sees, at the same path.
 #[derive(Debug, Clone)]
 pub struct Mount {

@@ -542,12 +542,6 @@ fn user_maps(pid: i32) -> Result<(), String> {
 /// What `slipway doctor` reports about sandboxing on this host: tries one sandboxed `true`.
 pub async fn probe(settings: SandboxSettings) -> Result<String, String> {
     let runner = SandboxRunner::new(settings).map_err(|e| e.to_string())?;
-    struct Quiet;
-    impl LineSink for Quiet {
-        fn line(&self, _: &'static str, _: &str) {}
-        fn info(&self, _: &str) {}
-    }
-    let dir = std::env::temp_dir();
     let env = [(
         "PATH".to_string(),
         "/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
@@ -567,8 +561,9 @@ pub async fn probe(settings: SandboxSettings) -> Result<String, String> {
         untrusted: true,
         on_spawn: &|_| {},
     };
-    let _ = dir;
-    let report = runner.run(spec, &Quiet, &CancellationToken::new()).await;
+    let report = runner
+        .run(spec, &crate::Discard, &CancellationToken::new())
+        .await;
     match report.end {
         crate::StepEnd::Exited(0) => Ok(format!(
             "works ({}, ids {}+{})",

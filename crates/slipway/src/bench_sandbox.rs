@@ -14,16 +14,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use slipway_config::Resources;
 use slipway_sandbox::{
-    Access, LineSink, Mount, PlainRunner, SandboxRunner, SandboxSettings, StepEnd, StepRunner,
+    Access, Discard, Mount, PlainRunner, SandboxRunner, SandboxSettings, StepEnd, StepRunner,
     StepSpec,
 };
 use tokio_util::sync::CancellationToken;
-
-struct Quiet;
-impl LineSink for Quiet {
-    fn line(&self, _: &'static str, _: &str) {}
-    fn info(&self, _: &str) {}
-}
 
 pub async fn run(steps: usize, example: bool) -> Result<ExitCode> {
     if steps == 0 {
@@ -192,7 +186,7 @@ async fn time_runner(
             untrusted: true,
             on_spawn: &|_| {},
         };
-        let report = runner.run(spec, &Quiet, &cancel).await;
+        let report = runner.run(spec, &Discard, &cancel).await;
         if report.end != StepEnd::Exited(0) {
             bail!("a {} step ended with {:?}", runner.kind(), report.end);
         }
