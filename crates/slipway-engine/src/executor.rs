@@ -192,69 +192,40 @@ pub async fn execute(
 
 async fn schedule(ctx: &Arc<Ctx>) -> Result<(RunStatus, Option<String>), EngineError> {
     let builds = &ctx.plan.builds;
-    let mut state: BTreeMap<&str, BuildStatus> = builds
+    let index: BTreeMap<&str, usize> = builds
         .iter()
-        .map(|b| (b.name.as_str(), BuildStatus::Pending))
+        .enumerate()
+        .map(|(i, b)| (b.name.as_str(), i))
         .collect();
-    let mut started: BTreeMap<&str, bool> = BTreeMap::new();
-    let mut tasks: JoinSet<(usize, BuildStatus, Option<String>)> = JoinSet::new();
-    let mut first_failure: Option<String> = None;
-
-    loop {
-        if !ctx.cancel.is_cancelled() {
-            // Builds are in topological order, so one pass settles every skip chain.
-            for (i, b) in builds.iter().enumerate() {
-                if state[b.name.as_str()] != BuildStatus::Pending
-                    || started.contains_key(b.name.as_str())
-                {
-                    continue;
-                }
-                let needs: Vec<BuildStatus> = b
-                    .needs
-                    .iter()
-                    .filter_map(|n| state.get(n.as_str()).copied())
-                    .collect();
-                if needs
-                    .iter()
-                    .any(|s| s.is_finished() && *s != BuildStatus::Success)
-                {
-                    let reason = format!(
-                        "skipped: needs {}",
-                        b.needs
-                            .iter()
-                            .filter(|n| state
-                                .get(n.as_str())
-                                .is_some_and(|s| *s != BuildStatus::Success))
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    );
-                    state.insert(b.name.as_str(), BuildStatus::Skipped);
-                    ctx.store
-                        .set_build_status(ctx.run_id, &b.name, BuildStatus::Skipped, Some(&reason))
-                        .await?;
-                    ctx.emit(Event::BuildFinished {
-                        build: b.name.clone(),
-                        status: BuildStatus::Skipped,
-                        error: Some(reason),
-                    });
-                } else if needs.iter().all(|s| *s == BuildStatus::Success) {
-                    started.insert(b.name.as_str(), true);
-                    let ctx = ctx.clone();
-                    tasks.spawn(async move {
-                        let build = &ctx.plan.builds[i];
-                        let (status, error) = run_build(&ctx, build).await;
-                        (i, status, error)
-                    });
-                }
+    // Each build counts its unfinished needs and knows who needs it: a completion touches only
+    // its dependents, so scheduling stays linear in the size of the DAG.
+    let mut waiting: Vec<usize> = vec![0; builds.len()];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); builds.len()];
+    for (i, b) in builds.iter().enumerate() {
+        for need in &b.needs {
+            if let Some(&n) = index.get(need.as_str()) {
+                waiting[i] += 1;
+                dependents[n].push(i);
             }
         }
-        if tasks.is_empty() {
-            break;
-        }
-        let Some(joined) = tasks.join_next().await else {
-            break;
-        };
+    }
+    let mut state: Vec<BuildStatus> = vec![BuildStatus::Pending; builds.len()];
+    let mut tasks: JoinSet<(usize, BuildStatus, Option<String>)> = JoinSet::new();
+    let mut first_failure: Option<String> = None;
+    let start = |i: usize, tasks: &mut JoinSet<(usize, BuildStatus, Option<String>)>| {
+        let ctx = ctx.clone();
+        tasks.spawn(async move {
+            let build = &ctx.plan.builds[i];
+            let (status, error) = run_build(&ctx, build).await;
+            (i, status, error)
+        });
+    };
+    for i in (0..builds.len()).filter(|&i| waiting[i] == 0) {
+        state[i] = BuildStatus::Running;
+        start(i, &mut tasks);
+    }
+
+    while let Some(joined) = tasks.join_next().await {
         let (i, status, error) = match joined {
             Ok(r) => r,
             Err(e) => {
@@ -265,23 +236,83 @@ async fn schedule(ctx: &Arc<Ctx>) -> Result<(RunStatus, Option<String>), EngineE
                 ));
             }
         };
-        let name = builds[i].name.as_str();
-        state.insert(name, status);
+        state[i] = status;
         if status == BuildStatus::Failure && first_failure.is_none() {
             first_failure = Some(format!(
-                "build '{name}' failed: {}",
+                "build '{}' failed: {}",
+                builds[i].name,
                 error.as_deref().unwrap_or("unknown error")
             ));
         }
+        if status != BuildStatus::Success {
+            skip_dependents(ctx, i, &index, &dependents, &mut state).await?;
+            continue;
+        }
+        for &d in &dependents[i] {
+            waiting[d] -= 1;
+            if waiting[d] == 0 && state[d] == BuildStatus::Pending && !ctx.cancel.is_cancelled() {
+                state[d] = BuildStatus::Running;
+                start(d, &mut tasks);
+            }
+        }
     }
 
-    if ctx.cancel.is_cancelled() && state.values().any(|s| *s != BuildStatus::Success) {
+    if ctx.cancel.is_cancelled() && state.iter().any(|s| *s != BuildStatus::Success) {
         return Ok((RunStatus::Cancelled, Some("cancelled".into())));
     }
     Ok(match first_failure {
         Some(e) => (RunStatus::Failure, Some(e)),
         None => (RunStatus::Success, None),
     })
+}
+
+/// Marks every build downstream of `failed` skipped, naming the needs that did not succeed.
+async fn skip_dependents(
+    ctx: &Ctx,
+    failed: usize,
+    index: &BTreeMap<&str, usize>,
+    dependents: &[Vec<usize>],
+    state: &mut [BuildStatus],
+) -> Result<(), EngineError> {
+    let builds = &ctx.plan.builds;
+    let mut stack = vec![failed];
+    while let Some(n) = stack.pop() {
+        for &d in &dependents[n] {
+            if state[d] != BuildStatus::Pending {
+                continue;
+            }
+            let reason = format!(
+                "skipped: needs {}",
+                builds[d]
+                    .needs
+                    .iter()
+                    .filter(|need| {
+                        index.get(need.as_str()).is_some_and(|&k| {
+                            state[k].is_finished() && state[k] != BuildStatus::Success
+                        })
+                    })
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            state[d] = BuildStatus::Skipped;
+            ctx.store
+                .set_build_status(
+                    ctx.run_id,
+                    &builds[d].name,
+                    BuildStatus::Skipped,
+                    Some(&reason),
+                )
+                .await?;
+            ctx.emit(Event::BuildFinished {
+                build: builds[d].name.clone(),
+                status: BuildStatus::Skipped,
+                error: Some(reason),
+            });
+            stack.push(d);
+        }
+    }
+    Ok(())
 }
 
 /// Runs one build to its final status, recording it. Never panics on build input.

@@ -1,6 +1,8 @@
 //! `slipway bench plan`: the scheduler's overhead per build. Plans and runs a synthetic DAG of
 //! no-op builds (`true`) through the real engine (state, logs, workspaces), then spawns the same
-//! processes directly with the same parallelism, in the same process, and prints both.
+//! processes directly with the same parallelism, in the same process, and prints both. The
+//! builds use the plain runner unless `--sandbox` (what the sandbox adds per step is
+//! `bench sandbox`'s subject).
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -14,12 +16,12 @@ use slipway_store::{RunStatus, Store};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-pub async fn plan(builds: usize, jobs: usize) -> Result<ExitCode> {
+pub async fn plan(builds: usize, jobs: usize, sandbox: bool) -> Result<ExitCode> {
     if builds == 0 || jobs == 0 {
         bail!("--builds and --jobs must be at least 1");
     }
     let dir = tempfile::Builder::new().prefix("slipway-bench").tempdir()?;
-    let config_path = write_project(dir.path(), builds)?;
+    let config_path = write_project(dir.path(), builds, sandbox)?;
     let config = Arc::new(Config::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?);
     let data_dir = dir.path().join("data");
     let store = Arc::new(Store::open(&data_dir).await?);
@@ -56,7 +58,8 @@ pub async fn plan(builds: usize, jobs: usize) -> Result<ExitCode> {
     let mut report = String::new();
     writeln!(
         report,
-        "scheduler benchmark: {builds} no-op builds (`true`), --jobs {jobs}"
+        "scheduler benchmark: {builds} no-op builds (`true`), --jobs {jobs}, {}",
+        if sandbox { "sandboxed" } else { "plain runner" }
     )?;
     writeln!(
         report,
@@ -88,7 +91,11 @@ pub async fn plan(builds: usize, jobs: usize) -> Result<ExitCode> {
 
 /// A project whose repo holds one file and whose builds form a binary tree: build i needs
 /// build (i-1)/2, so there is always work for every job slot.
-fn write_project(dir: &std::path::Path, builds: usize) -> Result<std::path::PathBuf> {
+fn write_project(
+    dir: &std::path::Path,
+    builds: usize,
+    sandbox: bool,
+) -> Result<std::path::PathBuf> {
     let repo = dir.join("repo");
     std::fs::create_dir_all(&repo)?;
     std::fs::write(repo.join("README"), "benchmark\n")?;
@@ -106,6 +113,10 @@ fn write_project(dir: &std::path::Path, builds: usize) -> Result<std::path::Path
     )?;
     for (i, name) in names.iter().enumerate() {
         writeln!(toml, "[builds.{name}]\nsteps = [\"true\"]")?;
+        if !sandbox {
+            // The scheduler's own cost; `bench sandbox` measures what isolation adds.
+            writeln!(toml, "sandbox = false")?;
+        }
         if i > 0 {
             writeln!(toml, "needs = [\"{}\"]", names[(i - 1) / 2])?;
         }

@@ -287,5 +287,8 @@ pub enum BenchCommand {
         builds: usize,
         #[arg(long, short = 'j', default_value_t = 2)]
         jobs: usize,
+        /// Run the no-op builds sandboxed (default: the plain runner, the scheduler alone).
+        #[arg(long)]
+        sandbox: bool,
     },
 }

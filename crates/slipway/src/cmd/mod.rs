@@ -89,8 +89,13 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             command: ExampleCommand::Init { dir },
         } => crate::example::init(&dir).map(|()| ExitCode::SUCCESS),
         Command::Bench {
-            command: BenchCommand::Plan { builds, jobs },
-        } => crate::bench::plan(builds, jobs).await,
+            command:
+                BenchCommand::Plan {
+                    builds,
+                    jobs,
+                    sandbox,
+                },
+        } => crate::bench::plan(builds, jobs, sandbox).await,
         Command::Bench {
             command: BenchCommand::Sandbox { steps, example },
         } => crate::bench_sandbox::run(steps, example).await,
