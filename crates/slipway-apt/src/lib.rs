@@ -16,7 +16,7 @@ pub mod keys;
 pub mod sign;
 pub mod verify;
 
-pub use verify::{VerifyOptions, VerifyReport, verify_repo, verify_repo_with};
+pub use verify::{VerifyOptions, VerifyReport, verify_repo, verify_repo_with, verify_signatures};
 
 #[cfg(test)]
 mod tests;

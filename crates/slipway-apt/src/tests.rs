@@ -380,3 +380,106 @@ fn signatures_at_a_fixed_time_are_reproducible() {
     assert!(early.as_secs() as i64 >= now() - 60);
     let _ = dir;
 }
+
+#[test]
+fn signing_checks_the_signatures_and_never_reads_the_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let debs = dir.path().join("debs");
+    std::fs::create_dir_all(&debs).unwrap();
+    let files = vec![write_deb(&debs, "hello", "1.0", "all", b"hello")];
+    let repo = dir.path().join("repo");
+    build_repo(
+        &dist(&["bookworm"]),
+        &inputs("bookworm", &files),
+        &repo,
+        &BuildOptions {
+            date: now() - 10,
+            cache: None,
+        },
+    )
+    .unwrap();
+    // The pool is gone after the build: signing and its check cost the Release files only.
+    std::fs::remove_dir_all(repo.join("pool")).unwrap();
+    let secret: Vec<_> = [KeyKind::Ed25519, KeyKind::Ed25519]
+        .iter()
+        .map(|k| keys::generate("T <t@example.org>", *k).unwrap())
+        .collect();
+    let public: Vec<_> = secret.iter().map(|k| k.to_public_key()).collect();
+    sign_repo(&repo, &secret, Digest::Sha256, None).unwrap();
+    let report = verify_signatures(&repo, &public, now()).unwrap();
+    assert_eq!(report.suites.len(), 1);
+    assert_eq!(report.suites[0].signed_by.len(), 2, "{report:?}");
+    // The complete check still reads the pool and fails on it.
+    let e = verify_repo(&repo, Some(&public), now())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("pool/main/h/hello/"), "{e}");
+
+    let suite = repo.join("dists/bookworm");
+    let inrelease = std::fs::read_to_string(suite.join("InRelease")).unwrap();
+    // Every key must have signed both files: a keyring with one more key is not satisfied.
+    let other = keys::generate("O <o@example.org>", KeyKind::Ed25519)
+        .unwrap()
+        .to_public_key();
+    let e = verify_signatures(&repo, &[public[0].clone(), other], now())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("InRelease: no good signature by key")
+            && e.contains("Release.gpg: no good signature by key"),
+        "{e}"
+    );
+    // A Release that differs from InRelease's text, even only in its trailing bytes.
+    let release = suite.join("Release");
+    let text = std::fs::read_to_string(&release).unwrap();
+    std::fs::write(&release, format!("{text}\n")).unwrap();
+    let e = verify_signatures(&repo, &public, now())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("InRelease: its signed text is not"), "{e}");
+    std::fs::write(&release, &text).unwrap();
+    // A tampered InRelease, and a missing Release.gpg.
+    std::fs::write(
+        suite.join("InRelease"),
+        inrelease.replace("Label: cros-containers", "Label: evil"),
+    )
+    .unwrap();
+    std::fs::remove_file(suite.join("Release.gpg")).unwrap();
+    let e = verify_signatures(&repo, &public, now())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("InRelease: no good signature from the keyring")
+            && e.contains("Release.gpg: missing"),
+        "{e}"
+    );
+}
+
+#[test]
+fn verify_checks_each_listed_file_by_its_strongest_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, public) = signed_repo(dir.path(), &[KeyKind::Ed25519]);
+    verify_repo(&repo, Some(&public), now()).unwrap();
+    // A pool file with its size kept but its bytes changed: caught by SHA256.
+    let deb = walk_files(&repo.join("pool"))
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .unwrap();
+    let mut bytes = std::fs::read(&deb).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&deb, &bytes).unwrap();
+    let e = verify_repo(&repo, Some(&public), now())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sha256 does not match Packages"), "{e}");
+}
+
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect()
+}

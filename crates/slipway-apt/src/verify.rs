@@ -108,10 +108,8 @@ pub fn verify_repo_with(
         .filter_map(|(path, (size, sha))| {
             let full = repo.join(path);
             match hash_file(&full) {
-                Ok((actual_size, actual_sha, _)) if actual_size == *size && actual_sha == *sha => {
-                    None
-                }
-                Ok((actual_size, _, _)) if actual_size != *size => {
+                Ok((actual_size, actual_sha)) if actual_size == *size && actual_sha == *sha => None,
+                Ok((actual_size, _)) if actual_size != *size => {
                     Some(format!("{path}: size {actual_size}, Packages says {size}"))
                 }
                 Ok(_) => Some(format!("{path}: sha256 does not match Packages")),
@@ -147,18 +145,119 @@ pub fn verify_repo_with(
     if problems.is_empty() {
         Ok(report)
     } else {
-        const SHOWN: usize = 20;
-        let more = problems.len().saturating_sub(SHOWN);
-        let mut text = problems
-            .into_iter()
-            .take(SHOWN)
-            .collect::<Vec<_>>()
-            .join("; ");
-        if more > 0 {
-            text.push_str(&format!("; and {more} more"));
-        }
-        Err(fail(repo, text))
+        Err(fail(repo, summarize(problems)))
     }
+}
+
+/// Checks what signing produced, without reading indices or the pool (the repository was
+/// verified when it was built): for every `dists/*/Release`, the fields a client checks, that
+/// InRelease and Release.gpg both carry a good signature from every key of `keyring`, and that
+/// InRelease's signed text is the Release file byte for byte. Costs the Release files only.
+pub fn verify_signatures(
+    repo: &Path,
+    keyring: &[SignedPublicKey],
+    now: i64,
+) -> Result<VerifyReport, AptError> {
+    let releases = crate::sign::release_files(repo)?;
+    let mut problems: Vec<String> = Vec::new();
+    let mut report = VerifyReport::default();
+    let wanted: BTreeSet<String> = keyring
+        .iter()
+        .map(|k| k.fingerprint().to_string())
+        .collect();
+    let rel = |p: &Path| p.strip_prefix(repo).unwrap_or(p).display().to_string();
+    for release_path in &releases {
+        let dir = release_path.parent().unwrap_or(repo);
+        let here = rel(release_path);
+        let mut suite = SuiteReport {
+            codename: dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            ..Default::default()
+        };
+        let text = match std::fs::read_to_string(release_path) {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(format!("{here}: cannot read: {e}"));
+                continue;
+            }
+        };
+        match Stanza::parse(&text) {
+            Ok(release) => {
+                check_release_fields(&release, &here, now, &mut problems);
+                report.indices += checksums(release.get("SHA256")).len();
+            }
+            Err(e) => problems.push(format!("{here}: {e}")),
+        }
+        let signers = check_signatures(
+            dir,
+            &text,
+            Some(keyring),
+            &here,
+            false,
+            &mut suite,
+            &mut problems,
+            &rel,
+        );
+        for (file, present, good) in [
+            ("InRelease", suite.inrelease, &signers.inrelease),
+            ("Release.gpg", suite.release_gpg, &signers.release_gpg),
+        ] {
+            let name = rel(&dir.join(file));
+            if !present {
+                problems.push(format!("{name}: missing"));
+                continue;
+            }
+            let good: BTreeSet<&String> = good.iter().collect();
+            for fpr in &wanted {
+                if !good.is_empty() && !good.contains(fpr) {
+                    problems.push(format!("{name}: no good signature by key {fpr}"));
+                }
+            }
+        }
+        // Byte for byte: what a client reads from InRelease is exactly the Release file.
+        if let Ok(inrelease) = std::fs::read_to_string(dir.join("InRelease")) {
+            if let Ok((msg, _)) = CleartextSignedMessage::from_string(&inrelease) {
+                if cleartext_content(&msg) != text {
+                    problems.push(format!(
+                        "{}: its signed text is not {here} byte for byte",
+                        rel(&dir.join("InRelease"))
+                    ));
+                }
+            }
+        }
+        report.suites.push(suite);
+    }
+    if problems.is_empty() {
+        Ok(report)
+    } else {
+        Err(fail(repo, summarize(problems)))
+    }
+}
+
+/// The content of a clearsigned message as a client reads it: dash escapes removed, nothing
+/// else changed.
+fn cleartext_content(msg: &CleartextSignedMessage) -> String {
+    msg.text()
+        .split_inclusive('\n')
+        .map(|l| l.strip_prefix("- ").unwrap_or(l))
+        .collect()
+}
+
+/// Problems joined for one error: the first 20, then how many more.
+fn summarize(problems: Vec<String>) -> String {
+    const SHOWN: usize = 20;
+    let more = problems.len().saturating_sub(SHOWN);
+    let mut text = problems
+        .into_iter()
+        .take(SHOWN)
+        .collect::<Vec<_>>()
+        .join("; ");
+    if more > 0 {
+        text.push_str(&format!("; and {more} more"));
+    }
+    text
 }
 
 fn fail(repo: &Path, reason: String) -> AptError {
@@ -168,10 +267,11 @@ fn fail(repo: &Path, reason: String) -> AptError {
     }
 }
 
-fn hash_file(path: &Path) -> std::io::Result<(u64, String, String)> {
+/// Size and SHA256 of a file, read once (Packages lists SHA256 for every pool file; nothing here
+/// needs another digest).
+fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
     let mut f = std::fs::File::open(path)?;
     let mut sha = Sha256::new();
-    let mut md5 = Md5::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut size = 0u64;
     loop {
@@ -180,14 +280,9 @@ fn hash_file(path: &Path) -> std::io::Result<(u64, String, String)> {
             break;
         }
         sha.update(&buf[..n]);
-        md5.update(&buf[..n]);
         size += n as u64;
     }
-    Ok((
-        size,
-        hex::encode(sha.finalize()),
-        hex::encode(md5.finalize()),
-    ))
+    Ok((size, hex::encode(sha.finalize())))
 }
 
 /// Checksum lines of a Release field: (path, size, hash).
@@ -209,6 +304,32 @@ fn parse_date(s: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc2822(s.trim().replace(" UTC", " +0000").as_str())
         .ok()
         .map(|d| d.timestamp())
+}
+
+/// The fields of a Release a client checks: present, dated, not from the future, not expired.
+fn check_release_fields(release: &Stanza, here: &str, now: i64, problems: &mut Vec<String>) {
+    for field in ["Architectures", "Components", "Date", "SHA256"] {
+        if release.get(field).is_none() {
+            problems.push(format!("{here}: no {field} field"));
+        }
+    }
+    if release.get("Codename").is_none() && release.get("Suite").is_none() {
+        problems.push(format!("{here}: neither Codename nor Suite"));
+    }
+    match release.get("Date").map(|d| (d, parse_date(d))) {
+        Some((d, None)) => problems.push(format!("{here}: Date '{d}' is not RFC 2822")),
+        Some((d, Some(t))) if t > now + 60 => problems.push(format!(
+            "{here}: Date '{d}' is in the future; apt says 'not valid yet'"
+        )),
+        _ => {}
+    }
+    if let Some(v) = release.get("Valid-Until") {
+        match parse_date(v) {
+            Some(t) if t < now => problems.push(format!("{here}: expired (Valid-Until {v})")),
+            None => problems.push(format!("{here}: Valid-Until '{v}' is not RFC 2822")),
+            _ => {}
+        }
+    }
 }
 
 type Refs = Vec<(String, (u64, String))>;
@@ -264,30 +385,9 @@ fn verify_suite(
         }
     };
     let here = rel(&release_path);
-    for field in ["Architectures", "Components", "Date", "SHA256"] {
-        if release.get(field).is_none() {
-            problems.push(format!("{here}: no {field} field"));
-        }
-    }
-    if release.get("Codename").is_none() && release.get("Suite").is_none() {
-        problems.push(format!("{here}: neither Codename nor Suite"));
-    }
-    match release.get("Date").map(|d| (d, parse_date(d))) {
-        Some((d, None)) => problems.push(format!("{here}: Date '{d}' is not RFC 2822")),
-        Some((d, Some(t))) if t > now + 60 => problems.push(format!(
-            "{here}: Date '{d}' is in the future; apt says 'not valid yet'"
-        )),
-        _ => {}
-    }
-    if let Some(v) = release.get("Valid-Until") {
-        match parse_date(v) {
-            Some(t) if t < now => problems.push(format!("{here}: expired (Valid-Until {v})")),
-            None => problems.push(format!("{here}: Valid-Until '{v}' is not RFC 2822")),
-            _ => {}
-        }
-    }
+    check_release_fields(&release, &here, now, problems);
 
-    check_signatures(
+    let _ = check_signatures(
         dir,
         &text,
         keyring,
@@ -302,11 +402,16 @@ fn verify_suite(
     let by_hash = release
         .get("Acquire-By-Hash")
         .is_some_and(|v| v.trim() == "yes");
+    // Each listed file is read once and checked with the strongest digest listed for it: SHA256
+    // (required above); MD5 only for a file the Release lists under MD5Sum alone.
     let listed = checksums(release.get("SHA256"));
-    let md5s: BTreeMap<String, String> = checksums(release.get("MD5Sum"))
+    let sha_listed: BTreeSet<String> = listed.iter().map(|(p, _, _)| p.clone()).collect();
+    let md5_only: Vec<(String, u64, String)> = checksums(release.get("MD5Sum"))
         .into_iter()
-        .map(|(p, _, h)| (p, h))
+        .filter(|(p, _, _)| !sha_listed.contains(p))
         .collect();
+    // The bytes of the indices read below, so the Packages checks do not read them again.
+    let mut read: BTreeMap<std::path::PathBuf, Vec<u8>> = BTreeMap::new();
     // Where a client fetches a listed index from.
     let fetched = |path: &str, hash: &str| -> std::path::PathBuf {
         let full = dir.join(path);
@@ -338,11 +443,6 @@ fn verify_suite(
             ));
         } else if &hex::encode(Sha256::digest(&bytes)) != hash {
             problems.push(format!("{}: sha256 does not match {here}", rel(&full)));
-        } else if md5s
-            .get(path)
-            .is_some_and(|m| m != &hex::encode(Md5::digest(&bytes)))
-        {
-            problems.push(format!("{}: md5 does not match {here}", rel(&full)));
         }
         // apt fetches indices by hash, never the per-architecture Release files. (The published
         // view read the by-hash copy itself above.)
@@ -358,7 +458,35 @@ fn verify_suite(
                 Err(_) => problems.push(format!("{}: by-hash copy missing", rel(&copy))),
             }
         }
+        read.insert(full, bytes);
     }
+    for (path, size, hash) in &md5_only {
+        if path.contains("..") || path.starts_with('/') {
+            problems.push(format!("{here}: lists an unsafe path '{path}'"));
+            continue;
+        }
+        let full = dir.join(path);
+        report.indices += 1;
+        let Ok(bytes) = std::fs::read(&full) else {
+            problems.push(format!("{}: listed in {here} but missing", rel(&full)));
+            continue;
+        };
+        if bytes.len() as u64 != *size {
+            problems.push(format!(
+                "{}: size {}, {here} says {size}",
+                rel(&full),
+                bytes.len()
+            ));
+        } else if &hex::encode(Md5::digest(&bytes)) != hash {
+            problems.push(format!("{}: md5 does not match {here}", rel(&full)));
+        }
+    }
+    let read_once = |p: &Path| -> Option<std::borrow::Cow<'_, [u8]>> {
+        match read.get(p) {
+            Some(b) => Some(std::borrow::Cow::Borrowed(b.as_slice())),
+            None => std::fs::read(p).ok().map(std::borrow::Cow::Owned),
+        }
+    };
 
     // Packages indices: compressed variants agree, and every entry is a real pool file.
     let listed_paths: BTreeSet<&str> = listed.iter().map(|(p, _, _)| p.as_str()).collect();
@@ -372,41 +500,27 @@ fn verify_suite(
             .map(|(_, _, h)| h.as_str())
             .unwrap_or("");
         let full = fetched(path, hash);
-        let Ok(plain) = std::fs::read(&full) else {
+        let Some(plain) = read_once(&full) else {
             continue;
         };
         // Compressed variants are compared under their canonical names, which a publish in
         // progress may be replacing; the published view checked them by hash above.
-        let variants = if opts.published {
-            vec![]
-        } else {
-            vec!["gz", "xz"]
-        };
-        for (ext, decoded) in [
-            (
-                "gz",
-                std::fs::read(dir.join(format!("{path}.gz")))
-                    .ok()
-                    .map(|b| decompress_gz(&b)),
-            ),
-            (
-                "xz",
-                std::fs::read(dir.join(format!("{path}.xz")))
-                    .ok()
-                    .map(|b| decompress_xz(&b)),
-            ),
-        ] {
-            if !variants.contains(&ext) {
+        let variants: &[&str] = if opts.published { &[] } else { &["gz", "xz"] };
+        for ext in variants {
+            let Some(bytes) = read_once(&dir.join(format!("{path}.{ext}"))) else {
                 continue;
-            }
-            if let Some(d) = decoded {
-                if d.as_deref() != Some(plain.as_slice()) {
-                    problems.push(format!(
-                        "{}.{ext}: does not decompress to {}",
-                        rel(&full),
-                        rel(&full)
-                    ));
-                }
+            };
+            let decoded = if *ext == "gz" {
+                decompress_gz(&bytes)
+            } else {
+                decompress_xz(&bytes)
+            };
+            if decoded.as_deref() != Some(&*plain) {
+                problems.push(format!(
+                    "{}.{ext}: does not decompress to {}",
+                    rel(&full),
+                    rel(&full)
+                ));
             }
         }
         let text = String::from_utf8_lossy(&plain);
@@ -487,7 +601,8 @@ fn check_signatures(
     suite: &mut SuiteReport,
     problems: &mut Vec<String>,
     rel: &dyn Fn(&Path) -> String,
-) {
+) -> Signers {
+    let mut signers = Signers::default();
     let inrelease_path = dir.join("InRelease");
     if let Ok(text) = std::fs::read_to_string(&inrelease_path) {
         suite.inrelease = true;
@@ -523,7 +638,8 @@ fn check_signatures(
                     if good.is_empty() {
                         problems.push(format!("{name}: no good signature from the keyring"));
                     }
-                    suite.signed_by.extend(good);
+                    suite.signed_by.extend(good.iter().cloned());
+                    signers.inrelease = good;
                 }
             }
         }
@@ -555,7 +671,8 @@ fn check_signatures(
                     if good.is_empty() {
                         problems.push(format!("{name}: no good signature from the keyring"));
                     }
-                    suite.signed_by.extend(good);
+                    suite.signed_by.extend(good.iter().cloned());
+                    signers.release_gpg = good;
                 }
             }
         }
@@ -565,4 +682,12 @@ fn check_signatures(
     if keyring.is_some() && !suite.inrelease && !suite.release_gpg {
         problems.push(format!("{here}: not signed (no InRelease or Release.gpg)"));
     }
+    signers
+}
+
+/// Fingerprints of the keys whose signatures verified, per signature file.
+#[derive(Default)]
+struct Signers {
+    inrelease: Vec<String>,
+    release_gpg: Vec<String>,
 }

@@ -489,3 +489,56 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     }
     out
 }
+
+#[test]
+fn signing_costs_the_release_files_not_the_pool() {
+    let repo = build(false);
+    let d = repo.dir.path();
+    ok(&slipway(d, &["key", "generate", "--out", "keys"]));
+    // The pool is gone after the build (the build verified it): signing must not read it.
+    let pool = repo.path().join("pool");
+    let away = d.join("pool-away");
+    std::fs::rename(&pool, &away).unwrap();
+    let signed = slipway(d, &["apt", "sign", "repo", "--key", "keys/signing-key.asc"]);
+    ok(&signed);
+    assert!(
+        stderr(&signed).contains("verified InRelease and Release.gpg"),
+        "{}",
+        stderr(&signed)
+    );
+    // gpgv, as apt runs it, accepts both signatures.
+    for codename in ["bookworm", "stretch"] {
+        let suite = repo.path().join("dists").join(codename);
+        for args in [
+            vec![suite.join("InRelease")],
+            vec![suite.join("Release.gpg"), suite.join("Release")],
+        ] {
+            let out = Command::new("gpgv")
+                .arg("--keyring")
+                .arg(repo.keyring())
+                .args(&args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "gpgv {args:?}: {}", stderr(&out));
+        }
+    }
+    // The complete check still reads every pool file, and fails without them.
+    let keyring = repo.keyring();
+    let verify = |d: &Path| {
+        slipway(
+            d,
+            &[
+                "apt",
+                "verify",
+                "repo",
+                "--keyring",
+                keyring.to_str().unwrap(),
+            ],
+        )
+    };
+    let failed = verify(d);
+    assert!(!failed.status.success(), "verify passed without a pool");
+    assert!(stderr(&failed).contains("pool/"), "{}", stderr(&failed));
+    std::fs::rename(&away, &pool).unwrap();
+    ok(&verify(d));
+}

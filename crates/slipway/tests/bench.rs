@@ -29,6 +29,12 @@ fn bench_apt_runs_as_a_smoke_test() {
         "{text}"
     );
     assert!(text.contains("sha256sum (floor)"), "{text}");
+    assert!(
+        text.contains("slipway apt sign") && text.contains("gpg --clearsign Release"),
+        "{text}"
+    );
+    assert!(text.contains("apt sign under 50 ms"), "{text}");
+    assert!(text.contains("slipway apt verify"), "{text}");
 }
 
 #[test]
