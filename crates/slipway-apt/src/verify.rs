@@ -424,6 +424,32 @@ fn verify_suite(
             full
         }
     };
+    // Reads one listed index once and checks its size and digest; None when it cannot be read.
+    let check = |full: &Path,
+                 size: u64,
+                 hash: &str,
+                 digest: &str,
+                 problems: &mut Vec<String>|
+     -> Option<Vec<u8>> {
+        let Ok(bytes) = std::fs::read(full) else {
+            problems.push(format!("{}: listed in {here} but missing", rel(full)));
+            return None;
+        };
+        let actual = match digest {
+            "md5" => hex::encode(Md5::digest(&bytes)),
+            _ => hex::encode(Sha256::digest(&bytes)),
+        };
+        if bytes.len() as u64 != size {
+            problems.push(format!(
+                "{}: size {}, {here} says {size}",
+                rel(full),
+                bytes.len()
+            ));
+        } else if actual != hash {
+            problems.push(format!("{}: {digest} does not match {here}", rel(full)));
+        }
+        Some(bytes)
+    };
     for (path, size, hash) in &listed {
         if path.contains("..") || path.starts_with('/') {
             problems.push(format!("{here}: lists an unsafe path '{path}'"));
@@ -431,19 +457,9 @@ fn verify_suite(
         }
         let full = fetched(path, hash);
         report.indices += 1;
-        let Ok(bytes) = std::fs::read(&full) else {
-            problems.push(format!("{}: listed in {here} but missing", rel(&full)));
+        let Some(bytes) = check(&full, *size, hash, "sha256", problems) else {
             continue;
         };
-        if bytes.len() as u64 != *size {
-            problems.push(format!(
-                "{}: size {}, {here} says {size}",
-                rel(&full),
-                bytes.len()
-            ));
-        } else if &hex::encode(Sha256::digest(&bytes)) != hash {
-            problems.push(format!("{}: sha256 does not match {here}", rel(&full)));
-        }
         // apt fetches indices by hash, never the per-architecture Release files. (The published
         // view read the by-hash copy itself above.)
         if by_hash && !path.ends_with("Release") && !opts.published {
@@ -465,21 +481,8 @@ fn verify_suite(
             problems.push(format!("{here}: lists an unsafe path '{path}'"));
             continue;
         }
-        let full = dir.join(path);
         report.indices += 1;
-        let Ok(bytes) = std::fs::read(&full) else {
-            problems.push(format!("{}: listed in {here} but missing", rel(&full)));
-            continue;
-        };
-        if bytes.len() as u64 != *size {
-            problems.push(format!(
-                "{}: size {}, {here} says {size}",
-                rel(&full),
-                bytes.len()
-            ));
-        } else if &hex::encode(Md5::digest(&bytes)) != hash {
-            problems.push(format!("{}: md5 does not match {here}", rel(&full)));
-        }
+        check(&dir.join(path), *size, hash, "md5", problems);
     }
     let read_once = |p: &Path| -> Option<std::borrow::Cow<'_, [u8]>> {
         match read.get(p) {
