@@ -627,7 +627,8 @@ async fn run_steps(
         // never raise them past the service's.
         resources = resources.capped_by(defaults);
     }
-    let cache = PathBuf::from(build_cache(ctx, build));
+    // The folder base_env made for $SLIPWAY_CACHE.
+    let cache = env.get("SLIPWAY_CACHE").map(PathBuf::from);
     let mount = |path: &std::path::Path, access| Mount {
         path: path.to_path_buf(),
         access,
@@ -638,7 +639,7 @@ async fn run_steps(
         mount(&ws.tmp, Access::ReadWrite),
         mount(&ws.inputs, Access::ReadOnly),
     ];
-    if cache.is_dir() {
+    if let Some(cache) = cache.filter(|c| c.is_dir()) {
         mounts.push(mount(&cache, Access::ReadWrite));
     }
     if env.contains_key("SLIPWAY_SECRETS") {

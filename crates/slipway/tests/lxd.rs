@@ -61,9 +61,10 @@ impl Drop for Daemon {
     }
 }
 
-struct Server(Child);
+/// A child process (a server, a Slipway under test) killed when the test ends or fails.
+struct Killed(Child);
 
-impl Drop for Server {
+impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -117,7 +118,7 @@ fn lxc_lists_and_exports_the_published_stream() {
         .local_addr()
         .unwrap()
         .port();
-    let _server = Server(
+    let _server = Killed(
         Command::new("python3")
             .args(["-c", SERVER])
             .arg(ex.join("var/buckets/cros-containers-staging/74"))
@@ -328,16 +329,6 @@ fn lxd_processes(folder: &str) -> Vec<Proc> {
         found.extend(more);
     }
     found
-}
-
-/// Kills the slipway it holds (if still running) when a test fails half-way.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A Slipway killed with SIGKILL while `lxd_test` runs leaves its private LXD daemon and the
