@@ -22,7 +22,10 @@ use crate::version;
 pub struct Distribution {
     pub origin: Option<String>,
     pub label: Option<String>,
-    pub suite: Option<String>,
+    /// `Suite` (and per-arch `Archive`) by codename, e.g. bookworm -> stable; codenames without
+    /// one get no such field. Distinct per codename: mirrors link `dists/<suite>` to its codename
+    /// and apt pins on `a=<suite>`, so a shared suite would be ambiguous.
+    pub suites: BTreeMap<String, String>,
     pub version: Option<String>,
     /// Every codename gets a `dists/<codename>/`, even with no packages (old clients keep working).
     pub codenames: Vec<String>,
@@ -68,10 +71,29 @@ impl Distribution {
                 ));
             }
         }
+        let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
+        for (codename, suite) in &self.suites {
+            word("suite", suite)?;
+            if !self.codenames.contains(codename) {
+                return Err(AptError::Invalid(format!(
+                    "suite '{suite}' is for codename '{codename}', which is not one of {:?}",
+                    self.codenames
+                )));
+            }
+            if let Some(other) = owner.insert(suite, codename) {
+                return Err(AptError::Invalid(format!(
+                    "codenames '{other}' and '{codename}' both have suite '{suite}'; each suite names one codename"
+                )));
+            }
+            if suite != codename && self.codenames.contains(suite) {
+                return Err(AptError::Invalid(format!(
+                    "suite '{suite}' of codename '{codename}' is itself a codename of the repository"
+                )));
+            }
+        }
         for (name, v) in [
             ("origin", &self.origin),
             ("label", &self.label),
-            ("suite", &self.suite),
             ("version", &self.version),
             ("description", &self.description),
         ] {
@@ -394,7 +416,7 @@ fn write_dists(
             .join(component)
             .join(format!("binary-{arch}"));
         let (gz, xz) = &compressed[text];
-        let release = arch_release(dist, component, arch);
+        let release = arch_release(dist, codename, component, arch);
         for (name, bytes) in [
             ("Packages", text.as_bytes()),
             ("Packages.gz", gz),
@@ -460,9 +482,9 @@ pub fn package_stanza(info: &DebInfo, pool_path: &str) -> Stanza {
     s
 }
 
-fn arch_release(dist: &Distribution, component: &str, arch: &str) -> String {
+fn arch_release(dist: &Distribution, codename: &str, component: &str, arch: &str) -> String {
     let mut s = Stanza::new();
-    if let Some(v) = &dist.suite {
+    if let Some(v) = dist.suites.get(codename) {
         s.set("Archive", v);
     }
     if let Some(v) = &dist.origin {
@@ -491,10 +513,10 @@ fn top_release(
 ) -> Result<String, AptError> {
     let mut s = Stanza::new();
     for (k, v) in [
-        ("Origin", &dist.origin),
-        ("Label", &dist.label),
-        ("Suite", &dist.suite),
-        ("Version", &dist.version),
+        ("Origin", dist.origin.as_ref()),
+        ("Label", dist.label.as_ref()),
+        ("Suite", dist.suites.get(codename)),
+        ("Version", dist.version.as_ref()),
     ] {
         if let Some(v) = v {
             s.set(k, v);

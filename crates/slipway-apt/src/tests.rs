@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::control::Stanza;
 use crate::keys::{self, KeyKind};
 use crate::sign::{Digest, sign_repo};
 use crate::testdeb::make_deb;
@@ -11,7 +12,11 @@ fn dist(codenames: &[&str]) -> Distribution {
     Distribution {
         origin: Some("Example".into()),
         label: Some("cros-containers".into()),
-        suite: Some("stable".into()),
+        suites: codenames
+            .iter()
+            .zip(["stable", "oldstable", "oldoldstable"])
+            .map(|(c, s)| (c.to_string(), s.to_string()))
+            .collect(),
         version: Some("1.0".into()),
         codenames: codenames.iter().map(|s| s.to_string()).collect(),
         components: vec!["main".into()],
@@ -107,6 +112,73 @@ fn layout_arch_all_everywhere_versions_coexist_empty_suites_kept() {
     );
     assert!(release.contains("Acquire-By-Hash: yes"));
     verify_repo(&out, None, DATE).unwrap();
+}
+
+#[test]
+fn each_codename_gets_its_own_suite_or_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let debs = dir.path().join("debs");
+    std::fs::create_dir_all(&debs).unwrap();
+    let files = vec![write_deb(&debs, "cros-garcon", "1.0", "all", b"a")];
+    let out = dir.path().join("repo");
+    let mut d = dist(&["bookworm", "bullseye", "trixie"]);
+    d.suites.remove("trixie");
+    build_repo(&d, &inputs("bookworm", &files), &out, &opts()).unwrap();
+    let read = |p: &str| std::fs::read_to_string(out.join("dists").join(p)).unwrap();
+    for (codename, suite) in [("bookworm", "stable"), ("bullseye", "oldstable")] {
+        let release = Stanza::parse(&read(&format!("{codename}/Release"))).unwrap();
+        assert_eq!(release.get("Suite"), Some(suite));
+        assert_eq!(release.get("Codename"), Some(codename));
+        let arch = Stanza::parse(&read(&format!("{codename}/main/binary-arm64/Release"))).unwrap();
+        assert_eq!(arch.get("Archive"), Some(suite));
+    }
+    let release = Stanza::parse(&read("trixie/Release")).unwrap();
+    assert_eq!(release.get("Suite"), None);
+    assert_eq!(release.get("Codename"), Some("trixie"));
+    let arch = Stanza::parse(&read("trixie/main/binary-amd64/Release")).unwrap();
+    assert_eq!(arch.get("Archive"), None);
+    let report = verify_repo(&out, None, DATE).unwrap();
+    let suites: Vec<_> = report.suites.iter().map(|s| s.suite.as_deref()).collect();
+    assert_eq!(suites, [Some("stable"), Some("oldstable"), None]);
+
+    // A tree where two codenames claim one suite (as older Slipway wrote) fails verification.
+    let path = out.join("dists/bullseye/Release");
+    let text = read("bullseye/Release").replace("Suite: oldstable", "Suite: stable");
+    std::fs::write(&path, text).unwrap();
+    let e = verify_repo(&out, None, DATE).unwrap_err().to_string();
+    assert!(
+        e.contains("dists/bookworm and dists/bullseye both have Suite 'stable'"),
+        "{e}"
+    );
+}
+
+#[test]
+fn shared_or_foreign_suites_are_refused_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("repo");
+    let mut shared = dist(&["bookworm", "bullseye"]);
+    shared.suites.insert("bullseye".into(), "stable".into());
+    let mut unknown = dist(&["bookworm"]);
+    unknown.suites.insert("trixie".into(), "testing".into());
+    let mut other_codename = dist(&["bookworm", "bullseye"]);
+    other_codename
+        .suites
+        .insert("bookworm".into(), "bullseye".into());
+    for (d, want) in [
+        (
+            shared,
+            "codenames 'bookworm' and 'bullseye' both have suite 'stable'",
+        ),
+        (unknown, "is for codename 'trixie', which is not one of"),
+        (
+            other_codename,
+            "suite 'bullseye' of codename 'bookworm' is itself a codename",
+        ),
+    ] {
+        let e = build_repo(&d, &[], &out, &opts()).unwrap_err().to_string();
+        assert!(e.contains(want), "{e}");
+        assert!(!out.exists());
+    }
 }
 
 #[test]

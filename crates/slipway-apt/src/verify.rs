@@ -20,6 +20,8 @@ use crate::error::AptError;
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct SuiteReport {
     pub codename: String,
+    /// The Release's `Suite`, if any.
+    pub suite: Option<String>,
     /// Fingerprints of keys whose signatures verified (InRelease and Release.gpg).
     pub signed_by: Vec<String>,
     pub inrelease: bool,
@@ -101,6 +103,7 @@ pub fn verify_repo_with(
         }
     }
     report.packages = referenced.len();
+    check_distinct_suites(&report, &mut problems);
 
     // Package files: exist, match their size and hash (hashed in parallel).
     let bad: Vec<String> = referenced
@@ -186,6 +189,7 @@ pub fn verify_signatures(
         match Stanza::parse(&text) {
             Ok(release) => {
                 check_release_fields(&release, &here, now, &mut problems);
+                suite.suite = release.get("Suite").map(str::to_string);
                 report.indices += checksums(release.get("SHA256")).len();
             }
             Err(e) => problems.push(format!("{here}: {e}")),
@@ -229,6 +233,7 @@ pub fn verify_signatures(
         }
         report.suites.push(suite);
     }
+    check_distinct_suites(&report, &mut problems);
     if problems.is_empty() {
         Ok(report)
     } else {
@@ -332,6 +337,23 @@ fn check_release_fields(release: &Stanza, here: &str, now: i64, problems: &mut V
     }
 }
 
+/// Two codenames with one `Suite` are ambiguous: debmirror cannot link `dists/<suite>` to both
+/// and an apt pin on `a=<suite>` matches both.
+fn check_distinct_suites(report: &VerifyReport, problems: &mut Vec<String>) {
+    let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
+    for s in &report.suites {
+        let Some(suite) = s.suite.as_deref() else {
+            continue;
+        };
+        if let Some(other) = owner.insert(suite, &s.codename) {
+            problems.push(format!(
+                "dists/{other} and dists/{} both have Suite '{suite}'; each suite names one codename",
+                s.codename
+            ));
+        }
+    }
+}
+
 type Refs = Vec<(String, (u64, String))>;
 
 #[allow(clippy::too_many_arguments)]
@@ -386,6 +408,7 @@ fn verify_suite(
     };
     let here = rel(&release_path);
     check_release_fields(&release, &here, now, problems);
+    suite.suite = release.get("Suite").map(str::to_string);
 
     let _ = check_signatures(
         dir,

@@ -2,15 +2,18 @@
 //! repository at the commit being built, their validation (every error carries `file:line:col`),
 //! and the planner that turns a job + milestone into an ordered DAG with untrusted bypasses.
 
+mod buckets;
 mod builds;
 mod diag;
 mod duration;
 mod native;
 mod plan;
 mod resources;
+mod retention;
 mod service;
 mod validate;
 
+pub use buckets::Bucket;
 pub use builds::{ArtifactSpec, Build, Builds};
 pub use diag::{ConfigError, ConfigErrors, Loc, SourceText};
 pub use duration::parse_duration;
@@ -20,8 +23,9 @@ pub use native::{
 };
 pub use plan::{Bypass, Flow, Plan, PlanError, PlannedBuild, branch_for, plan};
 pub use resources::{DEFAULT_MEMORY, DEFAULT_PIDS, Limits, Resources, parse_size};
+pub use retention::{DEFAULT_KEEP_DAYS, DEFAULT_KEEP_LAST, DEFAULT_KEEP_RELEASES, RetentionConfig};
 pub use service::{
-    BranchRow, BranchSelector, Bucket, Config, DEFAULT_LOG_LIMIT, Job, Project, ReviewTrigger,
+    BranchRow, BranchSelector, Config, DEFAULT_LOG_LIMIT, Job, Project, ReviewTrigger,
     SandboxConfig, Secret, SecretSource, Trigger,
 };
 pub use validate::validate;

@@ -19,7 +19,9 @@ pub enum DebSelection {
 pub struct AptRepoSpec {
     pub origin: Option<String>,
     pub label: Option<String>,
-    pub suite: Option<String>,
+    /// `Suite` of each codename that has one (e.g. bookworm -> stable). Distinct per codename:
+    /// mirrors link `dists/<suite>` to the codename and apt pins select by it.
+    pub suites: BTreeMap<String, String>,
     pub version: Option<String>,
     pub codenames: Vec<String>,
     pub components: Vec<String>,
@@ -259,7 +261,8 @@ fn apt_repo(w: &With) -> Result<AptRepoSpec, String> {
             );
         }
     }
-    for k in ["origin", "label", "suite", "version", "description"] {
+    let suites = suites(w, &codenames)?;
+    for k in ["origin", "label", "version", "description"] {
         if w.string(k)?.is_some_and(|v| v.contains('\n')) {
             return Err(format!("`with.{k}` must be one line"));
         }
@@ -297,7 +300,7 @@ fn apt_repo(w: &With) -> Result<AptRepoSpec, String> {
     Ok(AptRepoSpec {
         origin: w.string("origin")?,
         label: w.string("label")?,
-        suite: w.string("suite")?,
+        suites,
         version: w.string("version")?,
         codenames,
         components,
@@ -307,6 +310,61 @@ fn apt_repo(w: &With) -> Result<AptRepoSpec, String> {
         debs,
         output,
     })
+}
+
+/// `with.suite`: a table codename = suite, or one string when there is exactly one codename.
+fn suites(w: &With, codenames: &[String]) -> Result<BTreeMap<String, String>, String> {
+    let suites = match w.table.get("suite") {
+        None => BTreeMap::new(),
+        Some(toml::Value::String(suite)) => match codenames {
+            [only] => BTreeMap::from([(only.clone(), suite.clone())]),
+            _ => {
+                let example: Vec<String> =
+                    codenames.iter().map(|c| format!("{c} = \"...\"")).collect();
+                return Err(format!(
+                    "`with.suite` \"{suite}\" would be the Suite of all {} codenames, which mirrors and apt pins cannot tell apart; give each codename its own: suite = {{ {} }}",
+                    codenames.len(),
+                    example.join(", ")
+                ));
+            }
+        },
+        Some(toml::Value::Table(t)) => {
+            let mut suites = BTreeMap::new();
+            for (codename, suite) in t {
+                let suite = suite
+                    .as_str()
+                    .ok_or("`with.suite` values must be strings (codename = suite)")?;
+                if !codenames.contains(codename) {
+                    return Err(format!(
+                        "`with.suite` names codename '{codename}', which is not in `with.codenames`"
+                    ));
+                }
+                suites.insert(codename.clone(), suite.to_string());
+            }
+            suites
+        }
+        Some(_) => {
+            return Err(
+                "`with.suite` must be a table of codename = suite (or one string for a single codename)"
+                    .into(),
+            );
+        }
+    };
+    let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
+    for (codename, suite) in &suites {
+        word("suite", suite)?;
+        if let Some(other) = owner.insert(suite, codename) {
+            return Err(format!(
+                "`with.suite` gives codenames '{other}' and '{codename}' the same suite '{suite}'; each suite names one codename"
+            ));
+        }
+        if suite != codename && codenames.contains(suite) {
+            return Err(format!(
+                "`with.suite` '{suite}' of codename '{codename}' is itself a codename of this repository"
+            ));
+        }
+    }
+    Ok(suites)
 }
 
 fn apt_sign(w: &With) -> Result<AptSignSpec, String> {
@@ -510,4 +568,100 @@ fn check_prefix(prefix: &str) -> Result<(), String> {
         check_relative(&prefix.replace(['{', '}'], ""), "with.prefix")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builds::Builds;
+    use crate::diag::SourceText;
+
+    const APT_REPO: &str = r#"[builds.debs]
+steps = ["true"]
+
+[builds.apt_repo]
+needs = ["debs"]
+uses = "apt-repo"
+
+[builds.apt_repo.with]
+codenames = ["bookworm", "bullseye"]
+architectures = ["amd64"]
+"#;
+
+    fn parse(suite_line: &str) -> Result<AptRepoSpec, String> {
+        let text = format!("{APT_REPO}{suite_line}\n");
+        let builds = Builds::parse(&SourceText::new("builds.toml", text.as_str()))
+            .map_err(|e| e.0[0].to_string())?;
+        match builds.map["apt_repo"].action.clone() {
+            Some(NativeAction::AptRepo(spec)) => Ok(spec),
+            other => panic!("not an apt-repo: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn suites_default_to_none_and_map_per_codename() {
+        assert!(parse("").unwrap().suites.is_empty());
+        let spec = parse(r#"suite = { bookworm = "stable", bullseye = "oldstable" }"#).unwrap();
+        assert_eq!(
+            spec.suites,
+            BTreeMap::from([
+                ("bookworm".to_string(), "stable".to_string()),
+                ("bullseye".to_string(), "oldstable".to_string())
+            ])
+        );
+        // A codename may keep no suite.
+        let spec = parse(r#"suite = { bookworm = "stable" }"#).unwrap();
+        assert_eq!(spec.suites.len(), 1);
+    }
+
+    #[test]
+    fn one_suite_string_is_for_exactly_one_codename() {
+        let single = APT_REPO.replace(r#"["bookworm", "bullseye"]"#, r#"["bookworm"]"#);
+        let text = format!("{single}suite = \"stable\"\n");
+        let builds = Builds::parse(&SourceText::new("builds.toml", text.as_str())).unwrap();
+        let Some(NativeAction::AptRepo(spec)) = &builds.map["apt_repo"].action else {
+            panic!("not an apt-repo");
+        };
+        assert_eq!(
+            spec.suites,
+            BTreeMap::from([("bookworm".to_string(), "stable".to_string())])
+        );
+
+        let e = parse(r#"suite = "stable""#).unwrap_err();
+        assert_eq!(
+            e,
+            "builds.toml:8:1: build 'apt_repo': `with.suite` \"stable\" would be the Suite of all 2 codenames, which mirrors and apt pins cannot tell apart; give each codename its own: suite = { bookworm = \"...\", bullseye = \"...\" }"
+        );
+    }
+
+    #[test]
+    fn shared_unknown_or_bad_suites_are_positioned_errors() {
+        let at = "builds.toml:8:1: build 'apt_repo': ";
+        for (line, message) in [
+            (
+                r#"suite = { bookworm = "stable", bullseye = "stable" }"#,
+                "`with.suite` gives codenames 'bookworm' and 'bullseye' the same suite 'stable'",
+            ),
+            (
+                r#"suite = { trixie = "testing" }"#,
+                "`with.suite` names codename 'trixie', which is not in `with.codenames`",
+            ),
+            (
+                r#"suite = { bookworm = "bullseye" }"#,
+                "`with.suite` 'bullseye' of codename 'bookworm' is itself a codename",
+            ),
+            (
+                r#"suite = { bookworm = "sta ble" }"#,
+                "suite 'sta ble' must be letters, digits",
+            ),
+            (
+                r#"suite = { bookworm = 1 }"#,
+                "`with.suite` values must be strings",
+            ),
+            (r#"suite = ["stable"]"#, "`with.suite` must be a table"),
+        ] {
+            let e = parse(line).unwrap_err();
+            assert!(e.starts_with(at) && e.contains(message), "{line}: {e}");
+        }
+    }
 }

@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::buckets::{Bucket, RawBucket};
 use crate::builds::{Builds, RawBuild};
 use crate::diag::{ConfigError, ConfigErrors, Loc, SourceText, parse_toml};
 use crate::resources::{RawResources, Resources, parse_size};
+use crate::retention::{RawRetention, RetentionConfig, retention_config};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,7 +19,7 @@ struct RawService {
     #[serde(default)]
     branches: Vec<Spanned<RawBranch>>,
     #[serde(default)]
-    buckets: BTreeMap<Spanned<String>, RawBucket>,
+    buckets: BTreeMap<Spanned<String>, Spanned<RawBucket>>,
     #[serde(default)]
     secrets: BTreeMap<Spanned<String>, RawSecret>,
     #[serde(default)]
@@ -25,6 +27,7 @@ struct RawService {
     #[serde(default)]
     builds: BTreeMap<Spanned<String>, Spanned<RawBuild>>,
     sandbox: Option<Spanned<RawSandbox>>,
+    retention: Option<RawRetention>,
 }
 
 #[derive(Deserialize)]
@@ -88,26 +91,6 @@ fn yes() -> bool {
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum RawBucket {
-    Url(String),
-    Table(RawBucketTable),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawBucketTable {
-    url: String,
-    promote_to: Option<String>,
-    cache_control: Option<String>,
-    endpoint: Option<String>,
-    region: Option<String>,
-    #[serde(default)]
-    allow_http: bool,
-    credentials: Option<String>,
-}
-
-#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSecret {
     file: Option<String>,
@@ -150,27 +133,21 @@ pub struct Project {
     pub builds_path: Option<String>,
 }
 
+impl Project {
+    /// Whether `repo` is a URL git fetches (mirrored under the data dir) rather than a folder.
+    pub fn is_remote(&self) -> bool {
+        let repo = self.repo.as_str();
+        repo.contains("://")
+            || (repo.contains(':') && !repo.starts_with('/') && !repo.starts_with('.'))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct BranchRow {
     pub channel: String,
     pub milestone: u32,
     pub branch: String,
     pub active: bool,
-    pub loc: Loc,
-}
-
-#[derive(Debug, Clone)]
-pub struct Bucket {
-    pub name: String,
-    pub url: String,
-    pub promote_to: Option<String>,
-    pub cache_control: Option<String>,
-    /// S3: a non-AWS endpoint such as `http://127.0.0.1:9000`.
-    pub endpoint: Option<String>,
-    pub region: Option<String>,
-    pub allow_http: bool,
-    /// Secret holding the S3 credentials (`KEY=value` lines); without it, the environment's.
-    pub credentials: Option<String>,
     pub loc: Loc,
 }
 
@@ -250,6 +227,7 @@ pub struct Config {
     /// Builds defined in the service file itself (a single-file setup).
     pub inline_builds: Builds,
     pub sandbox: SandboxConfig,
+    pub retention: RetentionConfig,
 }
 
 impl Config {
@@ -326,62 +304,6 @@ impl Config {
             });
         }
 
-        let mut buckets = BTreeMap::new();
-        for (name, b) in raw.buckets {
-            let loc = source.loc_of(&name.span());
-            let t = match b {
-                RawBucket::Url(url) => RawBucketTable {
-                    url,
-                    promote_to: None,
-                    cache_control: None,
-                    endpoint: None,
-                    region: None,
-                    allow_http: false,
-                    credentials: None,
-                },
-                RawBucket::Table(t) => t,
-            };
-            let url = t.url.clone();
-            if !(url.starts_with("file://") || url.starts_with("s3://") || url.starts_with("gs://"))
-            {
-                errors.push(ConfigError {
-                    loc: loc.clone(),
-                    message: format!(
-                        "bucket '{}' has url '{url}': use file://, s3:// or gs://",
-                        name.get_ref()
-                    ),
-                });
-            }
-            let name = name.into_inner();
-            buckets.insert(
-                name.clone(),
-                Bucket {
-                    name,
-                    url,
-                    promote_to: t.promote_to,
-                    cache_control: t.cache_control,
-                    endpoint: t.endpoint,
-                    region: t.region,
-                    allow_http: t.allow_http,
-                    credentials: t.credentials,
-                    loc,
-                },
-            );
-        }
-        for b in buckets.values() {
-            if let Some(to) = &b.promote_to {
-                if !buckets.contains_key(to) {
-                    errors.push(ConfigError {
-                        loc: b.loc.clone(),
-                        message: format!(
-                            "bucket '{}' promotes to '{to}', which is not defined in [buckets]",
-                            b.name
-                        ),
-                    });
-                }
-            }
-        }
-
         let mut secrets = BTreeMap::new();
         for (name, s) in raw.secrets {
             let loc = source.loc_of(&name.span());
@@ -409,6 +331,15 @@ impl Config {
                 },
             );
         }
+
+        let buckets = crate::buckets::parse(
+            &source,
+            &base_dir,
+            &project,
+            &secrets,
+            raw.buckets,
+            &mut errors,
+        );
 
         let mut jobs = BTreeMap::new();
         for (name, j) in raw.jobs {
@@ -488,9 +419,16 @@ impl Config {
             Some(sb) => sandbox_config(&source, &base_dir, sb, &mut errors),
         };
 
+        let retention = raw
+            .retention
+            .as_ref()
+            .map(|r| retention_config(&source, r, &mut errors))
+            .unwrap_or_default();
+
         errors.into_result()?;
         Ok(Config {
             sandbox,
+            retention,
             source,
             base_dir,
             project,

@@ -532,3 +532,323 @@ fn lxd_test_errors_name_the_with_table_and_the_key() {
     assert!(e.starts_with("repo@abc:.slipway/builds.toml:2:8: "), "{e}");
     assert!(e.contains("lxd-test)"), "{e}");
 }
+
+const BUCKET_HEAD: &str = "[project]\nname = \"p\"\nrepo = \"repo\"\n[secrets]\nkey = { file = \"var/secrets/key\" }\n[buckets]\n";
+
+/// Parses a service file with `buckets` under `[buckets]`, its folder at /srv/cfg.
+fn with_buckets(buckets: &str) -> Result<Config, ConfigErrors> {
+    Config::parse(
+        SourceText::new("slipway.toml", format!("{BUCKET_HEAD}{buckets}")),
+        PathBuf::from("/srv/cfg"),
+    )
+}
+
+/// `slipway.toml:L:C` of the first `needle` in the `[buckets]` lines.
+fn at(buckets: &str, needle: &str) -> String {
+    let text = format!("{BUCKET_HEAD}{buckets}");
+    let offset = BUCKET_HEAD.len() + buckets.find(needle).expect("needle in the text");
+    SourceText::new("slipway.toml", text)
+        .loc(offset)
+        .to_string()
+}
+
+fn all_errors(r: Result<Config, ConfigErrors>) -> Vec<String> {
+    r.expect_err("expected errors")
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// Each case is one bad `[buckets]` text, where its one error must point, and what it must say.
+fn assert_one_error(cases: &[(&str, &str, &str)]) {
+    for (buckets, needle, want) in cases {
+        let errs = all_errors(with_buckets(buckets));
+        assert_eq!(errs.len(), 1, "{buckets}: {errs:?}");
+        let pos = at(buckets, needle);
+        assert!(
+            errs[0].starts_with(&format!("{pos}: ")),
+            "{buckets}: want {pos}: {errs:?}"
+        );
+        assert!(
+            errs[0].contains(want),
+            "{buckets}: want {want:?} in {errs:?}"
+        );
+    }
+}
+
+#[test]
+fn file_buckets_stay_out_of_what_slipway_reads() {
+    assert_one_error(&[
+        (
+            "a = \"file://\"\n",
+            "\"file://\"",
+            "bucket 'a': url 'file://' names no folder",
+        ),
+        (
+            "a = { url = \"file://  \" }\n",
+            "\"file://",
+            "names no folder",
+        ),
+        (
+            "a = \"file://../../../etc\"\n",
+            "\"file://",
+            "leaves its folder through '..'; write the folder as an absolute path",
+        ),
+        ("a = \"file://var/../../x\"\n", "\"file://", "through '..'"),
+        (
+            "a = \"file://.\"\n",
+            "\"file://",
+            "folder /srv/cfg is the config folder",
+        ),
+        (
+            "a = \"file:///srv\"\n",
+            "\"file://",
+            "folder /srv holds the config folder",
+        ),
+        ("a = \"file:///\"\n", "\"file://", "the whole file system"),
+        (
+            "a = \"file://repo\"\n",
+            "\"file://",
+            "folder /srv/cfg/repo is the product repository",
+        ),
+        (
+            "a = \"file://./repo/out\"\n",
+            "\"file://",
+            "is inside the product repository",
+        ),
+        (
+            "a = \"file:///etc/apt\"\n",
+            "\"file://",
+            "inside the system folder /etc",
+        ),
+        (
+            "a = \"file://var\"\n",
+            "\"file://",
+            "holds the file of secret 'key', which publishing would expose",
+        ),
+        (
+            "a = \"file://var/b\"\nb = \"file:///srv/cfg/var/b/inner\"\n",
+            "\"file:///srv",
+            "bucket 'b': folder /srv/cfg/var/b/inner overlaps the folder of bucket 'a' (slipway.toml:7:5)",
+        ),
+    ]);
+    // Inside the config folder and absolute folders elsewhere are the usual layouts.
+    let c = with_buckets("a = \"file://var/buckets/a\"\nb = \"file:///srv/www/b\"\n").unwrap();
+    assert_eq!(
+        c.buckets["a"].folder.as_deref(),
+        Some(std::path::Path::new("/srv/cfg/var/buckets/a"))
+    );
+    assert_eq!(
+        c.buckets["b"].folder.as_deref(),
+        Some(std::path::Path::new("/srv/www/b"))
+    );
+}
+
+#[test]
+fn a_remote_product_repo_is_no_folder() {
+    let c = Config::parse(
+        SourceText::new(
+            "slipway.toml",
+            "[project]\nname = \"p\"\nrepo = \"https://example.org/r.git\"\n[buckets]\na = \"file://https:\"\n",
+        ),
+        PathBuf::from("/srv/cfg"),
+    )
+    .unwrap();
+    assert!(c.project.is_remote());
+    assert!(!service(SERVICE).unwrap().project.is_remote());
+}
+
+#[test]
+fn the_data_dir_is_no_bucket_folder() {
+    let buckets = "a = \"file://var/a\"\nb = \"file://state/b\"\n";
+    let c = with_buckets(buckets).unwrap();
+    assert!(
+        c.check_data_dir(std::path::Path::new("/srv/cfg/.slipway"))
+            .is_ok()
+    );
+    let errs = c
+        .check_data_dir(std::path::Path::new("/srv/cfg/state"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        errs,
+        format!(
+            "{}: bucket 'b': folder /srv/cfg/state/b overlaps the data dir /srv/cfg/state; publish outside it",
+            at(buckets, "\"file://state")
+        )
+    );
+    let errs = c
+        .check_data_dir(std::path::Path::new("/srv/cfg/var/a/x/.."))
+        .unwrap_err();
+    assert!(errs.to_string().contains("bucket 'a'"), "{errs}");
+}
+
+#[test]
+fn cloud_buckets_need_a_valid_bucket_name() {
+    assert_one_error(&[
+        (
+            "a = \"s3://\"\n",
+            "\"s3://",
+            "url 's3://' names no bucket (write s3://BUCKET/optional/prefix)",
+        ),
+        ("a = \"s3:///x\"\n", "\"s3://", "names no bucket"),
+        (
+            "a = { url = \"gs://\" }\n",
+            "\"gs://",
+            "url 'gs://' names no bucket",
+        ),
+        (
+            "a = \"s3://My_Bucket/x\"\n",
+            "\"s3://",
+            "'My_Bucket' is not a valid bucket name (lowercase letters",
+        ),
+        ("a = \"s3://ab\"\n", "\"s3://", "(3 to 63 characters)"),
+        (
+            "a = \"s3://-abc\"\n",
+            "\"s3://",
+            "start and end with a letter or digit",
+        ),
+        ("a = \"s3://a..b\"\n", "\"s3://", "no two dots"),
+        ("a = \"s3://10.0.0.1\"\n", "\"s3://", "IP address"),
+        ("a = \"s3://xn--abc\"\n", "\"s3://", "reserved"),
+        ("a = \"gs://google-stuff\"\n", "\"gs://", "'goog'"),
+        ("a = \"gs://Ab\"\n", "\"gs://", "not a valid bucket name"),
+        (
+            "a = \"s3://bucket/a//b\"\n",
+            "\"s3://",
+            "the prefix after the bucket name may not have empty",
+        ),
+        ("a = \"gs://bucket/../b\"\n", "\"gs://", "'..' parts"),
+        (
+            "a = \"ftp://x\"\n",
+            "\"ftp://",
+            "url 'ftp://x' must start with file://, s3:// or gs://",
+        ),
+    ]);
+    let c = with_buckets("a = \"s3://my-bucket.example/some/prefix/\"\nb = \"gs://my_bucket\"\n");
+    assert!(c.is_ok(), "{:?}", c.err());
+}
+
+#[test]
+fn options_a_bucket_kind_ignores_are_errors() {
+    for (key, value) in [
+        ("endpoint", "\"http://127.0.0.1:9000\""),
+        ("region", "\"eu-west-1\""),
+        ("allow_http", "true"),
+        ("credentials", "\"key\""),
+        ("cache_control", "\"max-age=30\""),
+    ] {
+        let text = format!("a = {{ url = \"file://var/a\", {key} = {value} }}\n");
+        let errs = all_errors(with_buckets(&text));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(
+            errs[0],
+            format!(
+                "{}: bucket 'a': `{key}` does nothing for a file:// bucket (it applies to s3:// and gs:// buckets); remove it",
+                at(&text, value)
+            )
+        );
+    }
+    assert_one_error(&[
+        (
+            "a = { url = \"gs://bucket\", region = \"eu\" }\n",
+            "\"eu\"",
+            "`region` does nothing for a gs:// bucket",
+        ),
+        (
+            "a = { url = \"gs://bucket\", endpoint = \"http://127.0.0.1:4443\" }\n",
+            "\"http://",
+            "endpoint 'http://127.0.0.1:4443' is plain http; set `allow_http = true`",
+        ),
+        (
+            "a = { url = \"s3://bucket\", endpoint = \"127.0.0.1:9000\" }\n",
+            "\"127",
+            "must be an http:// or https:// URL",
+        ),
+        (
+            "a = { url = \"s3://bucket\", endpoint = \"https://\" }\n",
+            "\"https",
+            "names no host",
+        ),
+    ]);
+    let ok = "a = { url = \"gs://bucket\", endpoint = \"http://127.0.0.1:4443\", allow_http = true, credentials = \"key\", cache_control = \"no-cache\" }\n\
+              b = { url = \"s3://bucket\", endpoint = \"http://127.0.0.1:9000\", allow_http = true, region = \"eu-west-1\", credentials = \"key\" }\n";
+    assert!(with_buckets(ok).is_ok());
+}
+
+#[test]
+fn promote_to_names_one_other_bucket_one_way() {
+    assert_one_error(&[
+        (
+            "a = { url = \"s3://aaa\", promote_to = \"a\" }\n",
+            "\"a\" }",
+            "bucket 'a' promotes to itself",
+        ),
+        (
+            "a = { url = \"s3://aaa\", promote_to = \"nope\" }\n",
+            "\"nope\"",
+            "bucket 'a' promotes to 'nope', which is not defined in [buckets]",
+        ),
+        (
+            "a = { url = \"s3://aaa\", promote_to = \"b\" }\nb = { url = \"s3://bbb\", promote_to = \"a\" }\n",
+            "\"b\" }",
+            "promote_to forms a cycle: a -> b -> a",
+        ),
+        (
+            "c = { url = \"s3://ccc\", promote_to = \"a\" }\nb = { url = \"s3://bbb\", promote_to = \"c\" }\na = { url = \"s3://aaa\", promote_to = \"b\" }\n",
+            "\"b\" }",
+            "promote_to forms a cycle: a -> b -> c -> a",
+        ),
+        (
+            "a = { url = \"s3://aaa\", promote_to = \"b\" }\nb = { url = \"s3://bbb\", promote_to = \"c\" }\nc = \"s3://ccc\"\n",
+            "\"c\" }",
+            "bucket 'b' is the production bucket of 'a' and cannot promote to 'c' too",
+        ),
+        (
+            "a = { url = \"s3://aaa\", promote_to = \"p\" }\nb = { url = \"s3://bbb\", promote_to = \"p\" }\np = \"s3://ppp\"\n",
+            "\"p\" }\np",
+            "buckets 'a' and 'b' both promote to 'p'",
+        ),
+    ]);
+}
+
+#[test]
+fn bucket_errors_are_reported_together() {
+    let buckets = "a = \"file://\"\nb = { url = \"s3://\", promote_to = \"b\" }\nc = { url = \"gs://ccc\", region = \"x\" }\n";
+    let errs = all_errors(with_buckets(buckets));
+    assert_eq!(errs.len(), 4, "{errs:?}");
+}
+
+#[test]
+fn builds_publish_to_staging_and_credentials_name_a_secret() {
+    let svc = SERVICE.replace(
+        "packages-staging = \"file://var/buckets/packages-staging\"\n",
+        "packages-staging = { url = \"file://var/buckets/packages-staging\", promote_to = \"packages\" }\npackages = { url = \"s3://packages\", credentials = \"nope\" }\n",
+    );
+    let c = service(&svc).unwrap();
+    let bl = BUILDS.replace("bucket = \"packages-staging\"", "bucket = \"packages\"");
+    let errs = validate(&c, &builds(&bl).unwrap()).unwrap_err().0;
+    let msgs: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    let line = svc
+        .lines()
+        .position(|l| l.contains("credentials = \"nope\""))
+        .unwrap()
+        + 1;
+    let col = svc.lines().nth(line - 1).unwrap().find("\"nope\"").unwrap() + 1;
+    assert_eq!(
+        msgs[0],
+        format!(
+            "slipway.toml:{line}:{col}: bucket 'packages' takes credentials from secret 'nope', which is not defined in [secrets]"
+        )
+    );
+    assert!(
+        msgs[1].starts_with("repo@abc:.slipway/builds.toml:"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs[1].ends_with("build 'publish' publishes to 'packages', the production bucket of 'packages-staging'; publish to 'packages-staging' and promote"),
+        "{msgs:?}"
+    );
+}

@@ -16,7 +16,7 @@ pub fn validate(config: &Config, builds: &Builds) -> Result<(), ConfigErrors> {
         if let Some(secret) = &bucket.credentials {
             if !config.secrets.contains_key(secret) {
                 errors.push(ConfigError {
-                    loc: bucket.loc.clone(),
+                    loc: bucket.credentials_loc.as_ref().unwrap_or(&bucket.loc).clone(),
                     message: format!("bucket '{}' takes credentials from secret '{secret}', which is not defined in [secrets]", bucket.name),
                 });
             }
@@ -42,6 +42,20 @@ pub fn validate(config: &Config, builds: &Builds) -> Result<(), ConfigErrors> {
                     message: format!(
                         "build '{}' publishes to bucket '{bucket}', which is not defined in [buckets] of {}",
                         b.name, config.source.name
+                    ),
+                });
+            }
+            // Production changes only through promotion of a candidate, never by a run.
+            if let Some(staging) = config
+                .buckets
+                .values()
+                .find(|s| s.promote_to.as_deref() == Some(bucket))
+            {
+                errors.push(ConfigError {
+                    loc: b.with_loc.clone(),
+                    message: format!(
+                        "build '{}' publishes to '{bucket}', the production bucket of '{}'; publish to '{}' and promote",
+                        b.name, staging.name, staging.name
                     ),
                 });
             }

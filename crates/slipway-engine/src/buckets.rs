@@ -2,7 +2,7 @@
 //! call this: privileged builds of trusted runs (publish) and the operator's own commands.
 
 use slipway_config::{Bucket as BucketConfig, Config};
-use slipway_publish::{Bucket, BucketSpec, Credentials};
+use slipway_publish::{Auth, Bucket, BucketSpec, Credentials, ServiceAccountKey};
 
 use crate::logs::BuildLog;
 
@@ -23,19 +23,26 @@ pub(crate) fn open(config: &Config, name: &str, log: Option<&BuildLog>) -> Resul
         .buckets
         .get(name)
         .ok_or_else(|| format!("bucket '{name}' is not defined in [buckets]"))?;
-    let creds = match &b.credentials {
-        None => None,
-        Some(secret) => {
-            let bytes = match log {
-                Some(log) => crate::secrets::read(config, secret, log)?,
-                None => crate::secrets::read_quiet(config, secret)?,
-            };
-            let text =
-                String::from_utf8(bytes).map_err(|_| format!("secret '{secret}' is not text"))?;
-            Some(Credentials::parse(&text).map_err(|e| format!("secret '{secret}': {e}"))?)
-        }
+    let Some(secret) = &b.credentials else {
+        return Bucket::open_with(&spec(b), &config.base_dir, Auth::Ambient)
+            .map_err(|e| e.to_string());
     };
-    Bucket::open(&spec(b), &config.base_dir, creds.as_ref()).map_err(|e| e.to_string())
+    let bytes = match log {
+        Some(log) => crate::secrets::read(config, secret, log)?,
+        None => crate::secrets::read_quiet(config, secret)?,
+    };
+    let text = String::from_utf8(bytes).map_err(|_| format!("secret '{secret}' is not text"))?;
+    let bad = |e: String| format!("secret '{secret}': {e}");
+    // The bucket's kind says what its secret holds; named credentials never fall back to the
+    // environment's.
+    if b.url.starts_with("gs://") {
+        let key = ServiceAccountKey::parse(&text).map_err(bad)?;
+        Bucket::open_with(&spec(b), &config.base_dir, Auth::Gcs(&key))
+    } else {
+        let creds = Credentials::parse(&text).map_err(bad)?;
+        Bucket::open_with(&spec(b), &config.base_dir, Auth::S3(&creds))
+    }
+    .map_err(|e| e.to_string())
 }
 
 /// Opens bucket `name` for the operator's own commands.

@@ -4,6 +4,7 @@
 //! artifacts stored by sha256.
 
 mod artifacts;
+pub mod audit;
 pub mod buckets;
 mod error;
 mod events;
@@ -22,5 +23,7 @@ pub use events::Event;
 pub use executor::{BuildOutcome, RunOptions, RunOutcome, execute};
 pub use junit::read_junit;
 pub use lxd_test::reap_leftovers as reap_lxd_leftovers;
+pub use secrets::check_secrets;
 pub use slipway_sandbox::cgroup::reap_orphans;
 pub use source::{Prepared, Source, load_builds_at, load_plan};
+pub use workspace::remove_run_workspaces;

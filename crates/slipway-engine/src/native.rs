@@ -10,7 +10,7 @@ use slipway_apt::sign::{Digest, sign_repo};
 use slipway_apt::{BuildOptions, Distribution, Input, build_repo, verify_repo, verify_signatures};
 use slipway_config::{AptRepoSpec, AptSignSpec, DebSelection, NativeAction, StreamsSpec};
 use slipway_publish::{PublishOptions, StreamsOptions, build_streams, publish_dir, version_for};
-use slipway_store::PublishedObject;
+use slipway_store::{PublishSource, PublishedObject, publish_hash_cache};
 
 use crate::executor::{BuildResult, Ctx, fail};
 use crate::logs::BuildLog;
@@ -104,7 +104,7 @@ async fn apt_repo(ctx: &Ctx, spec: &AptRepoSpec, ws: &Workspace, log: &BuildLog)
     let dist = Distribution {
         origin: spec.origin.clone(),
         label: spec.label.clone(),
-        suite: spec.suite.clone(),
+        suites: spec.suites.clone(),
         version: spec.version.clone(),
         codenames: spec.codenames.clone(),
         components: spec.components.clone(),
@@ -257,17 +257,17 @@ async fn publish(
         .await?;
     }
     let opts = PublishOptions {
-        hash_cache: Some(
-            ctx.store
-                .data_dir()
-                .join("cache/publish")
-                .join(format!("{}-{}-{build}.json", plan.project, plan.milestone)),
+        hash_cache: publish_hash_cache(
+            ctx.store.data_dir(),
+            PublishSource::Build {
+                instance: &plan.instance,
+                build,
+            },
+            bucket,
+            &prefix,
         ),
         ..Default::default()
     };
-    if let Some(dir) = opts.hash_cache.as_ref().and_then(|c| c.parent()) {
-        let _ = std::fs::create_dir_all(dir);
-    }
     let report = publish_dir(&src, &target, &prefix, &opts)
         .await
         .map_err(|e| fail(e.to_string()))?;
@@ -327,21 +327,37 @@ fn find_images(inputs: &Path, input: Option<&str>) -> Result<PathBuf, String> {
     }
 }
 
-/// The images.json of this milestone's newest candidate, so earlier versions stay listed.
-async fn previous_images(ctx: &Ctx) -> Option<serde_json::Value> {
-    let candidate = ctx
+/// The images.json of this milestone's newest candidate, so earlier versions stay listed. A
+/// stored index that no longer matches its digest is an error, not a silently shorter stream.
+async fn previous_images(ctx: &Ctx) -> Result<Option<serde_json::Value>, String> {
+    let Some(candidate) = ctx
         .store
         .candidates(&ctx.plan.project, ctx.plan.milestone)
         .await
-        .ok()?
+        .map_err(|e| e.to_string())?
         .into_iter()
-        .next()?;
-    let objects = ctx.store.published(candidate.run_id).await.ok()?;
-    let index = objects
+        .next()
+    else {
+        return Ok(None);
+    };
+    let objects = ctx
+        .store
+        .published(candidate.run_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(index) = objects
         .iter()
-        .find(|o| o.path.ends_with("streams/v1/images.json"))?;
-    let path = ctx.store.cas().object_path(&index.sha256).ok()?;
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+        .find(|o| o.path.ends_with("streams/v1/images.json"))
+    else {
+        return Ok(None);
+    };
+    let bytes = match ctx.store.cas().read_verified(&index.sha256) {
+        Ok(b) => b,
+        // Collected before the store kept published objects: start a fresh stream.
+        Err(slipway_store::CasError::Missing(_)) => return Ok(None),
+        Err(e) => return Err(format!("candidate {}: {e}", candidate.id)),
+    };
+    Ok(serde_json::from_slice(&bytes).ok())
 }
 
 async fn simplestreams(
@@ -351,7 +367,7 @@ async fn simplestreams(
     log: &BuildLog,
 ) -> BuildResult {
     let images = find_images(&ws.inputs, spec.input.as_deref()).map_err(fail)?;
-    let previous = previous_images(ctx).await;
+    let previous = previous_images(ctx).await.map_err(fail)?;
     if previous.is_some() {
         log.info("merging with the versions of the newest candidate");
     }

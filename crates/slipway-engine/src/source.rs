@@ -26,15 +26,11 @@ pub struct Prepared {
     pub source: Source,
 }
 
-fn is_remote(repo: &str) -> bool {
-    repo.contains("://") || (repo.contains(':') && !repo.starts_with('/') && !repo.starts_with('.'))
-}
-
 impl Source {
     /// Opens the project's repository; a remote one is mirrored under `<data_dir>/repos` and fetched.
     pub fn open(config: &Config, data_dir: &Path) -> Result<Source, EngineError> {
         let repo = &config.project.repo;
-        if is_remote(repo) {
+        if config.project.is_remote() {
             let digest = hex::encode(Sha256::digest(repo.as_bytes()));
             let mirror = data_dir.join("repos").join(&digest[..16]);
             let src = Source {

@@ -57,7 +57,7 @@ impl Workspace {
                 let linked = link && {
                     let src = store
                         .cas()
-                        .object_path(&a.sha256)
+                        .verified_path(&a.sha256)
                         .map_err(|e| EngineError::Store(e.into()))?;
                     dest.parent().is_some_and(|p| fs::create_dir_all(p).is_ok())
                         && fs::hard_link(&src, &dest).is_ok()
@@ -77,6 +77,31 @@ impl Workspace {
     pub fn remove(&self) {
         let _ = fs::remove_dir_all(&self.root);
     }
+}
+
+/// Removes (or with `dry_run` only measures) what an ended run left in its folder besides its
+/// logs: build workspaces (`builds/<build>`, kept by `--keep-workspaces` or by an interrupted
+/// run) and the checked-out source (`src`). Returns the folders removed and the bytes freed.
+/// Never call it for a running run.
+pub fn remove_run_workspaces(run_dir: &Path, dry_run: bool) -> Result<(u64, u64), EngineError> {
+    let mut folders: Vec<PathBuf> = match fs::read_dir(run_dir.join("builds")) {
+        Ok(entries) => entries
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .map_err(io_err(&run_dir.join("builds")))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(io_err(&run_dir.join("builds"))(e)),
+    };
+    folders.push(run_dir.join("src"));
+    let (mut count, mut bytes) = (0, 0);
+    for folder in folders.iter().filter(|f| f.exists()) {
+        bytes += slipway_store::remove_tree(folder, dry_run)?.bytes;
+        count += 1;
+    }
+    if !dry_run {
+        let _ = fs::remove_dir(run_dir.join("builds"));
+    }
+    Ok((count, bytes))
 }
 
 /// Copies a tree keeping modes and symlinks (not following them).

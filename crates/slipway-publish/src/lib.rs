@@ -4,11 +4,14 @@
 //! last), unchanged ones are skipped, and what was written is read back.
 
 mod bucket;
+mod checked;
+mod conditional;
 mod order;
 mod publish;
 mod streams;
 
-pub use bucket::{Bucket, BucketSpec, Credentials, PublishError};
+pub use bucket::{Auth, Bucket, BucketSpec, Credentials, PublishError, ServiceAccountKey};
+pub use conditional::ObjectVersion;
 pub use order::{publish_rank, sort_for_publish};
 pub use publish::{
     MANIFEST, ObjectEntry, PublishOptions, PublishReport, Source, join, publish_dir, read_manifest,

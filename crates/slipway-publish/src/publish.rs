@@ -52,6 +52,8 @@ pub struct PublishOptions {
     pub concurrency: usize,
     /// Fault injection for tests: stop with an error once this many objects were written.
     pub abort_after: Option<usize>,
+    /// Fault injection for tests: SIGKILL this process once this many objects were written.
+    pub kill_after: Option<usize>,
     /// Read every object back and check its sha256 (promotion does); otherwise indices are read
     /// back fully and other objects checked by size.
     pub verify_all: bool,
@@ -65,6 +67,7 @@ impl Default for PublishOptions {
         PublishOptions {
             concurrency: 16,
             abort_after: None,
+            kill_after: None,
             verify_all: false,
             hash_cache: None,
         }
@@ -304,6 +307,7 @@ pub async fn upload(
     };
     let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let present = std::sync::Arc::new(dest.list_sizes(prefix).await?);
+    forget_rewritten(dest, prefix, &known, &ordered, &present).await?;
     let mut written_paths: std::collections::HashSet<String> = std::collections::HashSet::new();
 
     let mut i = 0;
@@ -320,7 +324,7 @@ pub async fn upload(
             source.clone(),
             known.clone(),
             written.clone(),
-            opts.abort_after,
+            (opts.abort_after, opts.kill_after),
             present.clone(),
         );
         let results = bounded(
@@ -342,12 +346,15 @@ pub async fn upload(
                     if same {
                         return Ok(None);
                     }
-                    if let Some(limit) = abort {
-                        if written.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= limit {
-                            return Err(PublishError::Refused(format!(
-                                "aborted after {limit} objects (fault injection)"
-                            )));
-                        }
+                    let n = written.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if abort.0.is_some_and(|limit| n >= limit) {
+                        return Err(PublishError::Refused(format!(
+                            "aborted after {n} objects (fault injection)"
+                        )));
+                    }
+                    if abort.1.is_some_and(|limit| n >= limit) {
+                        // SAFETY: kill(2) on this process: the test wants a crash, not cleanup.
+                        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
                     }
                     copy_one(&dest, &key, &o, &source).await?;
                     Ok(Some(o.path.clone()))
@@ -425,6 +432,36 @@ pub async fn upload(
     Ok(report)
 }
 
+/// Drops from the prefix's manifest the objects about to be rewritten, before the first write.
+/// The manifest is what later publishes trust to skip unchanged objects; after a crash it must
+/// not claim an object holds bytes that a half-done publish may have replaced.
+async fn forget_rewritten(
+    dest: &Bucket,
+    prefix: &str,
+    known: &BTreeMap<String, ObjectEntry>,
+    ordered: &[ObjectEntry],
+    present: &std::collections::HashMap<String, u64>,
+) -> Result<(), PublishError> {
+    let rewritten: std::collections::HashSet<&str> = ordered
+        .iter()
+        .filter(|o| {
+            known
+                .get(&o.path)
+                .is_some_and(|k| k.sha256 != o.sha256 || present.get(&o.path) != Some(&o.size))
+        })
+        .map(|o| o.path.as_str())
+        .collect();
+    if rewritten.is_empty() {
+        return Ok(());
+    }
+    let kept: Vec<&ObjectEntry> = known
+        .values()
+        .filter(|k| !rewritten.contains(k.path.as_str()))
+        .collect();
+    let bytes = serde_json::to_vec(&kept).map_err(|e| PublishError::Verify(e.to_string()))?;
+    dest.put(&join(prefix, MANIFEST), bytes.into()).await
+}
+
 async fn copy_one(
     dest: &Bucket,
     key: &str,
@@ -434,7 +471,8 @@ async fn copy_one(
     match source {
         Source::Dir(dir) => dest.put_file(key, &dir.join(&o.path), o.size).await,
         Source::Files { files, fallback } => match (files.get(&o.path), fallback) {
-            (Some(path), _) => dest.put_file(key, path, o.size).await,
+            // The exact bytes or nothing: checked as they are read, before they are committed.
+            (Some(path), _) => crate::checked::put_file_checked(dest, key, path, o).await,
             (None, Some((bucket, prefix))) => {
                 let from = Source::Bucket {
                     bucket: bucket.clone(),
@@ -514,8 +552,9 @@ mod tests {
         assert_eq!((second.uploaded, second.unchanged), (1, 3));
 
         // Aborted midway: the objects before the abort are there, the manifest is not updated.
-        std::fs::write(src.join("dists/x/InRelease"), "third").unwrap();
-        std::fs::write(src.join("dists/x/Release"), "third").unwrap();
+        // (Same sizes as before: only the digests tell the trees apart.)
+        std::fs::write(src.join("dists/x/InRelease"), "signed-third").unwrap();
+        std::fs::write(src.join("dists/x/Release"), "third!!").unwrap();
         let e = publish_dir(
             &src,
             &bucket,
@@ -523,21 +562,27 @@ mod tests {
             &PublishOptions {
                 concurrency: 1,
                 abort_after: Some(1),
-                verify_all: false,
-                hash_cache: None,
+                ..Default::default()
             },
         )
         .await
         .unwrap_err();
         assert!(e.to_string().contains("fault injection"));
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join("bucket/74/dists/x/Release")).unwrap(),
-            "third"
-        );
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join("bucket/74/dists/x/InRelease")).unwrap(),
-            "signed again"
-        );
+        let served =
+            |p: &str| std::fs::read_to_string(dir.path().join("bucket/74").join(p)).unwrap();
+        assert_eq!(served("dists/x/Release"), "third!!");
+        assert_eq!(served("dists/x/InRelease"), "signed again");
+
+        // Publishing the previous tree again (a rollback) must rewrite the Release the aborted
+        // publish replaced, although the old manifest listed its previous bytes and size.
+        std::fs::write(src.join("dists/x/InRelease"), "signed again").unwrap();
+        std::fs::write(src.join("dists/x/Release"), "release").unwrap();
+        let again = publish_dir(&src, &bucket, "74", &opts).await.unwrap();
+        // Both objects the aborted publish meant to rewrite are written again: the manifest
+        // stopped vouching for them before its first write.
+        assert_eq!((again.uploaded, again.unchanged), (2, 2));
+        assert_eq!(served("dists/x/Release"), "release");
+        assert_eq!(served("dists/x/InRelease"), "signed again");
     }
 
     #[tokio::test]

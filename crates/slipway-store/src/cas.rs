@@ -18,6 +18,14 @@ pub enum CasError {
     Missing(String),
     #[error("'{0}' is not a sha256 digest")]
     BadDigest(String),
+    #[error(
+        "artifact {sha256} in the store was changed after it was recorded (now sha256 {actual}, {size} bytes); restore it or rebuild"
+    )]
+    Corrupt {
+        sha256: String,
+        actual: String,
+        size: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +95,9 @@ impl Cas {
         }
         let sha256 = hex::encode(hasher.finalize());
         let dest = self.object_path(&sha256)?;
-        if dest.exists() {
+        // Storing bytes that are already there marks them in use now, so a gc running meanwhile
+        // keeps them; if a gc just took them, they are stored again below.
+        if touch(&dest) {
             let _ = fs::remove_file(&tmp.0);
             return Ok(StoredFile {
                 sha256,
@@ -114,12 +124,29 @@ impl Cas {
         })
     }
 
-    /// Writes a stored object to `dest` (a new file; parents created), via a temp file + rename.
+    /// The path of a stored object after hashing it: an object edited in the store (it is
+    /// read-only, but root can write anyway) is refused rather than used.
+    pub fn verified_path(&self, sha256: &str) -> Result<PathBuf, CasError> {
+        let src = self.object_path(sha256)?;
+        let mut input = open_object(&src, sha256)?;
+        copy_checked(&mut input, &src, sha256, &mut io::sink(), &src)?;
+        Ok(src)
+    }
+
+    /// The bytes of a stored object, checked against its digest.
+    pub fn read_verified(&self, sha256: &str) -> Result<Vec<u8>, CasError> {
+        let src = self.object_path(sha256)?;
+        let mut input = open_object(&src, sha256)?;
+        let mut out = Vec::new();
+        copy_checked(&mut input, &src, sha256, &mut out, &src)?;
+        Ok(out)
+    }
+
+    /// Writes a stored object to `dest` (a new file; parents created), via a temp file + rename,
+    /// checking its digest on the way: a changed object never reaches a build.
     pub fn export(&self, sha256: &str, dest: &Path) -> Result<(), CasError> {
         let src = self.object_path(sha256)?;
-        if !src.exists() {
-            return Err(CasError::Missing(sha256.to_string()));
-        }
+        let mut input = open_object(&src, sha256)?;
         let write_err = |source| CasError::Write {
             path: dest.to_path_buf(),
             source,
@@ -132,11 +159,71 @@ impl Cas {
                 .and_then(|n| n.to_str())
                 .unwrap_or("artifact")
         ));
-        fs::copy(&src, &tmp).map_err(write_err)?;
+        let mut out = File::create(&tmp).map_err(write_err)?;
+        if let Err(e) = copy_checked(&mut input, &src, sha256, &mut out, &tmp) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        drop(out);
         fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).map_err(write_err)?;
         fs::rename(&tmp, dest).map_err(write_err)?;
         Ok(())
     }
+}
+
+fn open_object(path: &Path, sha256: &str) -> Result<File, CasError> {
+    File::open(path).map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => CasError::Missing(sha256.to_string()),
+        _ => CasError::Read {
+            path: path.to_path_buf(),
+            source,
+        },
+    })
+}
+
+/// Copies `input` to `out` while hashing it; an error unless the bytes hash to `sha256`.
+fn copy_checked(
+    input: &mut File,
+    src: &Path,
+    sha256: &str,
+    out: &mut dyn Write,
+    out_path: &Path,
+) -> Result<(), CasError> {
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = input.read(&mut buf).map_err(|source| CasError::Read {
+            path: src.to_path_buf(),
+            source,
+        })?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(|source| CasError::Write {
+            path: out_path.to_path_buf(),
+            source,
+        })?;
+        size += n as u64;
+    }
+    let actual = hex::encode(hasher.finalize());
+    if actual != sha256 {
+        return Err(CasError::Corrupt {
+            sha256: sha256.to_string(),
+            actual,
+            size,
+        });
+    }
+    Ok(())
+}
+
+/// Sets the modification time of an existing object to now; false when it is not there (or
+/// cannot be touched: then it is stored again, the same bytes).
+fn touch(path: &Path) -> bool {
+    File::open(path)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+        .is_ok()
 }
 
 fn tempfile_in(dir: &Path) -> Result<(PathBuf, File), CasError> {
@@ -201,6 +288,37 @@ mod tests {
             cas.export(&"0".repeat(64), &dir.path().join("x")),
             Err(CasError::Missing(_))
         ));
+    }
+
+    #[test]
+    fn a_changed_object_is_refused_when_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let cas = Cas::open(&dir.path().join("cas")).unwrap();
+        let a = dir.path().join("a");
+        fs::write(&a, b"recorded bytes").unwrap();
+        let stored = cas.put_file(&a).unwrap();
+        assert_eq!(
+            cas.read_verified(&stored.sha256).unwrap(),
+            b"recorded bytes"
+        );
+        let path = cas.object_path(&stored.sha256).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(&path, b"edited bytes!!").unwrap();
+        for err in [
+            cas.read_verified(&stored.sha256).unwrap_err(),
+            cas.verified_path(&stored.sha256).unwrap_err(),
+            cas.export(&stored.sha256, &dir.path().join("out/x"))
+                .unwrap_err(),
+        ] {
+            assert!(matches!(err, CasError::Corrupt { .. }), "{err}");
+        }
+        assert!(!dir.path().join("out/x").exists());
+        assert!(
+            fs::read_dir(dir.path().join("out"))
+                .unwrap()
+                .next()
+                .is_none()
+        );
     }
 
     fn walk(dir: &Path) -> Vec<PathBuf> {

@@ -2,15 +2,23 @@
 //! and the content-addressed artifact store on disk.
 
 mod cas;
-mod owner;
+mod gc;
+mod history;
+pub mod owner;
 mod private;
+mod promotion;
 mod release;
 mod state;
 mod status;
 mod suites;
 
 pub use cas::{Cas, CasError, StoredFile};
+pub use gc::{
+    Freed, GcPlan, PublishSource, RetentionPolicy, SweptFiles, publish_hash_cache, remove_tree,
+};
+pub use history::{RecordedObject, ReleasedCandidate};
 pub use private::{PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, create_private_dir, create_private_file};
+pub use promotion::{Begin, Promotion};
 pub use release::{Candidate, PublishedObject, Release, manifest_digest};
 pub use state::{ArtifactRow, BuildRow, NewRun, RunRow, StepRow, Store, StoreError};
 pub use status::{BuildStatus, RunStatus};

@@ -61,7 +61,7 @@ pub fn manifest_digest(objects: &[PublishedObject]) -> String {
 }
 
 const CANDIDATE_SELECT: &str = "SELECT id, project, milestone, run_id, commit_sha, digest, objects, created_at FROM candidates";
-const RELEASE_SELECT: &str =
+pub(crate) const RELEASE_SELECT: &str =
     "SELECT id, project, milestone, candidate_id, kind, promoted_by, promoted_at FROM releases";
 
 fn candidate_row(r: &sqlx::sqlite::SqliteRow) -> Candidate {
@@ -77,7 +77,7 @@ fn candidate_row(r: &sqlx::sqlite::SqliteRow) -> Candidate {
     }
 }
 
-fn release_row(r: &sqlx::sqlite::SqliteRow) -> Release {
+pub(crate) fn release_row(r: &sqlx::sqlite::SqliteRow) -> Release {
     Release {
         id: r.get(0),
         project: r.get(1),
@@ -181,31 +181,6 @@ impl Store {
         .await
         .map_err(|e| self.db_err(e))?;
         Ok(rows.iter().map(candidate_row).collect())
-    }
-
-    pub async fn record_release(
-        &self,
-        candidate: &Candidate,
-        kind: &str,
-        by: &str,
-    ) -> Result<Release, StoreError> {
-        let id: i64 = sqlx::query("INSERT INTO releases (project, milestone, candidate_id, kind, promoted_by, promoted_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id")
-            .bind(&candidate.project)
-            .bind(candidate.milestone as i64)
-            .bind(candidate.id)
-            .bind(kind)
-            .bind(by)
-            .bind(now())
-            .fetch_one(self.pool())
-            .await
-            .map_err(|e| self.db_err(e))?
-            .get(0);
-        let row = sqlx::query(&format!("{RELEASE_SELECT} WHERE id = ?"))
-            .bind(id)
-            .fetch_one(self.pool())
-            .await
-            .map_err(|e| self.db_err(e))?;
-        Ok(release_row(&row))
     }
 
     /// Releases of a milestone, newest first.

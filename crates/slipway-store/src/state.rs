@@ -33,6 +33,13 @@ pub enum StoreError {
     NoRun(i64),
     #[error("corrupt state: {0}")]
     Corrupt(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("cannot clean up {path}: {source}")]
+    Cleanup {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 pub struct NewRun<'a> {

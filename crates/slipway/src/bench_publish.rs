@@ -1,6 +1,8 @@
 //! `slipway bench publish`: publish a generated tree to a local S3 server, then republish it
 //! after changing one object, with Slipway and with `rclone sync` on the same tree and server,
-//! in one run. Starts `moto_server` on 127.0.0.1 unless `--endpoint` names a running server.
+//! in one run; then `slipway publish` (the command, with its hash cache under the data dir, and
+//! without it as before) republishing after a change. Starts `moto_server` on 127.0.0.1 unless
+//! `--endpoint` names a running server.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -106,6 +108,65 @@ fn write_tree(dir: &Path, objects: usize, total: u64) -> Result<()> {
     Ok(())
 }
 
+/// Changes one byte of the object `n` of the tree.
+fn touch_object(tree: &Path, n: usize) -> Result<()> {
+    let changed = tree.join(format!("d{:02}/object-{n:05}.bin", n % 20));
+    let mut bytes = std::fs::read(&changed)?;
+    if let Some(b) = bytes.first_mut() {
+        *b = b.wrapping_add(1);
+    }
+    std::fs::write(&changed, bytes)?;
+    Ok(())
+}
+
+/// `slipway publish` of `tree` (this binary, as a user runs it) to the server: once cold, then
+/// after a change with the data dir's hash cache, then after another change with an empty data
+/// dir (every file hashed again, as the command did before it had the cache).
+fn publish_cli(dir: &Path, endpoint: &str, tree: &Path, objects: usize) -> Result<[Duration; 3]> {
+    let config = dir.join("slipway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[project]\nname = \"bench\"\nrepo = \"repo\"\n\n[buckets]\nbench = {{ url = \"s3://slipway-bench/cli\", endpoint = \"{endpoint}\", allow_http = true, credentials = \"s3\" }}\n\n[secrets]\ns3 = {{ file = \"s3.env\" }}\n"
+        ),
+    )?;
+    let secret = dir.join("s3.env");
+    std::fs::write(
+        &secret,
+        "AWS_ACCESS_KEY_ID=bench\nAWS_SECRET_ACCESS_KEY=bench-secret\n",
+    )?;
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    let exe = std::env::current_exe().context("cannot find the slipway binary")?;
+    let publish = |data_dir: &str| -> Result<Duration> {
+        let start = Instant::now();
+        let out = Command::new(&exe)
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.join(data_dir))
+            .arg("publish")
+            .arg(tree)
+            .args(["--bucket", "bench"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .context("cannot run slipway publish")?;
+        if !out.status.success() {
+            bail!(
+                "slipway publish failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(start.elapsed())
+    };
+    let cold = publish("data")?;
+    touch_object(tree, 1 % objects)?;
+    let cached = publish("data")?;
+    touch_object(tree, 2 % objects)?;
+    let uncached = publish("data-empty")?;
+    Ok([cold, cached, uncached])
+}
+
 fn rclone(endpoint: &str, src: &Path) -> Result<Duration> {
     let start = Instant::now();
     let out = Command::new("rclone")
@@ -180,16 +241,12 @@ pub async fn run(objects: usize, mib: u64, endpoint: Option<String>) -> Result<E
     let rclone_cold = rclone(&endpoint, &tree)?;
 
     // Change one object, then republish with both.
-    let changed = tree.join("d00/object-00000.bin");
-    let mut bytes = std::fs::read(&changed)?;
-    if let Some(b) = bytes.first_mut() {
-        *b = b.wrapping_add(1);
-    }
-    std::fs::write(&changed, bytes)?;
+    touch_object(&tree, 0)?;
     let start = Instant::now();
     let again = publish_dir(&tree, &bucket, "", &opts).await?;
     let slipway_re = start.elapsed();
     let rclone_re = rclone(&endpoint, &tree)?;
+    let [cli_cold, cli_cached, cli_uncached] = publish_cli(tmp.path(), &endpoint, &tree, objects)?;
 
     let s = |d: Duration| d.as_secs_f64();
     println!("publish benchmark: {objects} objects, {mib} MiB, S3 server {endpoint}");
@@ -213,6 +270,21 @@ pub async fn run(objects: usize, mib: u64, endpoint: Option<String>) -> Result<E
         "rclone sync (1 object changed)",
         s(rclone_re)
     );
+    println!(
+        "  {:<34} {:>9.3}",
+        "slipway publish CLI (cold)",
+        s(cli_cold)
+    );
+    println!(
+        "  {:<34} {:>9.3}  (hash cache in the data dir)",
+        "slipway publish CLI (1 changed)",
+        s(cli_cached)
+    );
+    println!(
+        "  {:<34} {:>9.3}  (empty data dir: every file hashed, as before the cache)",
+        "slipway publish CLI (1 changed)",
+        s(cli_uncached)
+    );
     println!("targets:");
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
     println!(
@@ -229,6 +301,12 @@ pub async fn run(objects: usize, mib: u64, endpoint: Option<String>) -> Result<E
     println!(
         "  republish under 5% of cold:        {share:.1}%  {}",
         verdict(share < 5.0)
+    );
+    println!(
+        "  CLI republish uses the hash cache:  {:.3}s vs {:.3}s without  {}",
+        s(cli_cached),
+        s(cli_uncached),
+        verdict(cli_cached < cli_uncached)
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -121,6 +121,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compare every object the milestone's staging and production buckets serve with what the
+    /// records say they serve; exit 1 on drift, one line per finding.
+    Audit {
+        #[arg(long)]
+        milestone: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove old runs, ended runs' workspaces, and artifact-store objects, logs and caches
+    /// nothing kept needs, by the `[retention]` policy; what a release, its rollback chain or an
+    /// open candidate needs is always kept.
+    Gc {
+        /// Report what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Test verdicts about candidates: list them, or record a lab's JUnit report.
     Suite {
         #[command(subcommand)]
@@ -172,8 +190,9 @@ pub enum AptCommand {
         origin: Option<String>,
         #[arg(long)]
         label: Option<String>,
+        /// CODENAME=SUITE (repeat; each suite names one codename), or SUITE with one --codename.
         #[arg(long)]
-        suite: Option<String>,
+        suite: Vec<String>,
         #[arg(long = "release-version")]
         version: Option<String>,
         #[arg(long)]

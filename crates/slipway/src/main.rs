@@ -49,12 +49,18 @@ fn main() -> ExitCode {
 }
 
 /// The error and its causes, each said once: library errors often include their cause's text
-/// in their own message already, and `{:#}` would repeat it (`X: X`).
+/// in their own message already, and `{:#}` would repeat it (`X: X`). A cause that already says
+/// everything said so far replaces it.
 fn one_line(e: &anyhow::Error) -> String {
     let mut text = e.to_string();
     for cause in e.chain().skip(1) {
         let c = cause.to_string();
-        if !text.contains(&c) {
+        if text.contains(&c) {
+            continue;
+        }
+        if c.contains(&text) {
+            text = c;
+        } else {
             text.push_str(": ");
             text.push_str(&c);
         }
@@ -64,12 +70,67 @@ fn one_line(e: &anyhow::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::one_line;
+
+    /// A library error in the common `{path}: {source}` form, with the source in the chain too.
+    #[derive(Debug)]
+    struct IoAt {
+        path: String,
+        source: std::io::Error,
+    }
+
+    impl std::fmt::Display for IoAt {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{}: {}", self.path, self.source)
+        }
+    }
+
+    impl std::error::Error for IoAt {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    /// A wrapper that displays its source as its own message (`#[error("{0}")]`).
+    #[derive(Debug)]
+    struct Wrapped(IoAt);
+
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            self.0.fmt(f)
+        }
+    }
+
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    fn io_at(path: &str) -> IoAt {
+        IoAt {
+            path: path.into(),
+            source: std::io::Error::other("disk on fire"),
+        }
+    }
+
     #[test]
     fn causes_are_said_once() {
         let io = std::io::Error::other("disk on fire");
         let e = anyhow::Error::new(io).context("cannot write x: disk on fire");
-        assert_eq!(super::one_line(&e), "cannot write x: disk on fire");
+        assert_eq!(one_line(&e), "cannot write x: disk on fire");
         let e = anyhow::anyhow!("root cause").context("while doing y");
-        assert_eq!(super::one_line(&e), "while doing y: root cause");
+        assert_eq!(one_line(&e), "while doing y: root cause");
+    }
+
+    #[test]
+    fn library_errors_that_embed_their_source_are_not_repeated() {
+        let e = anyhow::Error::new(io_at("/a"));
+        assert_eq!(one_line(&e), "/a: disk on fire");
+        let e = anyhow::Error::new(Wrapped(io_at("/b"))).context("cannot publish");
+        assert_eq!(one_line(&e), "cannot publish: /b: disk on fire");
+        // A context that the cause already states in full.
+        let e = anyhow::Error::new(io_at("bucket apt")).context("bucket apt");
+        assert_eq!(one_line(&e), "bucket apt: disk on fire");
     }
 }

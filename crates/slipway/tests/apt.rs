@@ -48,7 +48,7 @@ fn build(sign: bool) -> Repo {
         "--label",
         "cros-containers",
         "--suite",
-        "stable",
+        "bookworm=stable",
     ]));
     if sign {
         ok(&run(&["key", "generate", "--out", "keys"]));

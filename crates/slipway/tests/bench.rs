@@ -28,7 +28,11 @@ fn bench_apt_runs_as_a_smoke_test() {
         text.contains("slipway apt build (cold)") && text.contains("slipway apt build (+1 deb)"),
         "{text}"
     );
-    assert!(text.contains("sha256sum (floor)"), "{text}");
+    assert!(text.contains("sha256sum (1 process)"), "{text}");
+    assert!(
+        text.contains("openssl dgst -sha256 (floor)") && text.contains("cold within 2x of openssl"),
+        "{text}"
+    );
     assert!(
         text.contains("slipway apt sign") && text.contains("gpg --clearsign Release"),
         "{text}"
@@ -54,6 +58,11 @@ fn bench_publish_runs_as_a_smoke_test() {
         "{text}"
     );
     assert!(text.contains("(1 uploaded, 9 unchanged)"), "{text}");
+    assert!(
+        text.contains("slipway publish CLI (1 changed)")
+            && text.contains("CLI republish uses the hash cache"),
+        "{text}"
+    );
 }
 
 #[test]

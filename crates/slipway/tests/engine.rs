@@ -387,7 +387,7 @@ fn bad_config_and_sources_give_clear_errors() {
 fn secrets_reach_only_declaring_builds_and_never_the_log() {
     let p = Project::new("", &[]);
     let secret = p.path().join("key.txt");
-    std::fs::write(&secret, "s3cr3t-value-123\n").unwrap();
+    write_secret(&secret, "s3cr3t-value-123\n");
     let body = format!(
         "[secrets]\nkey = {{ file = \"key.txt\" }}\n{}\n[builds.signer]\nprivileged = true\nsecrets = [\"key\"]\nsteps = [\"cat $SLIPWAY_SECRETS/key\", \"test \\\"$(stat -c %a $SLIPWAY_SECRETS/key)\\\" = 600\"]\n[builds.plain]\nsteps = [\"test -z \\\"$SLIPWAY_SECRETS\\\"\", \"env\"]\n",
         job(&["signer", "plain"])

@@ -2,24 +2,7 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
-
-fn commit_version(repo: &Path, version: &str) {
-    std::fs::write(repo.join("VERSION"), format!("{version}\n")).unwrap();
-    git(
-        repo,
-        &["commit", "--quiet", "-am", &format!("Version {version}")],
-    );
-}
-
-fn packages(ex: &Path, bucket: &str) -> String {
-    std::fs::read_to_string(ex.join(format!(
-        "var/buckets/{bucket}/74/dists/bookworm/main/binary-amd64/Packages"
-    )))
-    .unwrap_or_default()
-}
 
 #[test]
 fn promote_rollback_and_release_history() {
@@ -140,23 +123,32 @@ fn promotion_refuses_identity_changes_and_held_leases() {
     ok(&slipway(&ex, &["run", "guest_tools", "--milestone", "74"]));
     ok(&slipway(&ex, &["promote", "--milestone", "74"]));
 
-    // Another promoter holds the lease of the production prefix.
+    // Another promoter, on another host, holds the lease of the production prefix.
     let lease = ex.join("var/buckets/cros-packages/74/.slipway-lease");
     let far = chrono_like_future();
-    std::fs::write(
-        &lease,
-        format!("{{\"holder\":\"someone@else\",\"pid\":1,\"expires\":{far}}}"),
-    )
-    .unwrap();
+    let holder = |host: &str, pid: u32, expires: u64| {
+        format!(
+            "{{\"host\":\"{host}\",\"pid\":{pid},\"start\":\"1\",\"operation\":99,\"by\":\"someone@else\",\"expires\":{expires}}}"
+        )
+    };
+    std::fs::write(&lease, holder("elsewhere", 1, far)).unwrap();
     let out = slipway(&ex, &["promote", "--milestone", "74"]);
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("in progress (held by someone@else"),
+        stderr(&out).contains("promotion 99 is running (pid 1 on elsewhere, by someone@else"),
         "{}",
         stderr(&out)
     );
-    // A lease left by a crashed promoter (expired) is taken over.
-    std::fs::write(&lease, "{\"holder\":\"crashed\",\"pid\":1,\"expires\":1}").unwrap();
+    // Left by a crashed promoter elsewhere: taken over once expired. The refused operation
+    // above wrote nothing and is not left for anyone to finish.
+    std::fs::write(&lease, holder("elsewhere", 1, 1)).unwrap();
+    let out = slipway(&ex, &["promote", "--milestone", "74"]);
+    ok(&out);
+    assert!(!stdout(&out).contains("interrupted"), "{}", stdout(&out));
+    assert!(!lease.exists(), "the lease is released");
+    // Left by a killed promoter on this host: taken over at once, however far its expiry.
+    let here = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    std::fs::write(&lease, holder(here.trim(), i32::MAX as u32, far)).unwrap();
     ok(&slipway(&ex, &["promote", "--milestone", "74"]));
     assert!(!lease.exists(), "the lease is released");
 

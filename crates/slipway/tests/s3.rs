@@ -91,11 +91,10 @@ fn s3_config(ex: &Path, port: u16) {
         "example config changed shape"
     );
     std::fs::write(ex.join("slipway.toml"), text).unwrap();
-    std::fs::write(
-        ex.join("var/secrets/s3.env"),
+    write_secret(
+        &ex.join("var/secrets/s3.env"),
         "AWS_ACCESS_KEY_ID=testing\nAWS_SECRET_ACCESS_KEY=testing-secret-value\n",
-    )
-    .unwrap();
+    );
 }
 
 #[test]
@@ -237,25 +236,48 @@ fn the_s3_lease_is_exclusive() {
         .unwrap()
         .as_secs()
         + 3600;
-    let body = format!("{{\"holder\":\"other@host\",\"pid\":7,\"expires\":{far}}}");
-    ok(&curl(&[
-        "-f",
-        "-X",
-        "PUT",
-        "-H",
-        "Content-Type: application/json",
-        "--data-binary",
-        &body,
+    let lease = |expires: u64| {
+        format!(
+            "{{\"host\":\"other-host\",\"pid\":7,\"start\":\"1\",\"operation\":99,\"by\":\"other@host\",\"expires\":{expires}}}"
+        )
+    };
+    let put_lease = |body: &str| {
+        ok(&curl(&[
+            "-f",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            body,
+            &format!(
+                "http://127.0.0.1:{}/production/cros-packages/74/.slipway-lease",
+                moto.port
+            ),
+        ]))
+    };
+    put_lease(&lease(far));
+    let out = slipway(&ex, &["promote", "--milestone", "74"]);
+    assert!(!out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("promotion 99 is running (pid 7 on other-host, by other@host"),
+        "{}",
+        stderr(&out)
+    );
+    // Expired: taken over with a write conditional on the lease's ETag (If-Match), promoted,
+    // and released.
+    put_lease(&lease(1));
+    ok(&slipway(&ex, &["promote", "--milestone", "74"]));
+    let gone = curl(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
         &format!(
             "http://127.0.0.1:{}/production/cros-packages/74/.slipway-lease",
             moto.port
         ),
-    ]));
-    let out = slipway(&ex, &["promote", "--milestone", "74"]);
-    assert!(!out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
-    assert!(
-        stderr(&out).contains("held by other@host"),
-        "{}",
-        stderr(&out)
-    );
+    ]);
+    assert_eq!(stdout(&gone).trim(), "404", "the lease is released");
 }

@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -90,6 +91,31 @@ fn sha_hex(b: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(b))
 }
 
+/// `--suite` values: `CODENAME=SUITE` each, or one plain `SUITE` when there is one codename.
+/// The library checks the pairs themselves (known codename, one suite per codename).
+fn suites_by_codename(values: &[String], codenames: &[String]) -> Result<BTreeMap<String, String>> {
+    if let ([plain], [only]) = (values, codenames) {
+        if !plain.contains('=') {
+            return Ok(BTreeMap::from([(only.clone(), plain.clone())]));
+        }
+    }
+    let mut suites = BTreeMap::new();
+    for v in values {
+        let Some((codename, suite)) = v.split_once('=') else {
+            bail!(
+                "--suite {v}: say which codename it is for (--suite CODENAME={v}); a plain suite is for a single --codename"
+            );
+        };
+        if suites
+            .insert(codename.to_string(), suite.to_string())
+            .is_some()
+        {
+            bail!("--suite gives codename '{codename}' two suites");
+        }
+    }
+    Ok(suites)
+}
+
 pub fn apt(data_dir: &Path, command: AptCommand) -> Result<ExitCode> {
     match command {
         AptCommand::Build {
@@ -110,9 +136,9 @@ pub fn apt(data_dir: &Path, command: AptCommand) -> Result<ExitCode> {
                 .map(|v| slipway_config::parse_duration(&v).map_err(anyhow::Error::msg))
                 .transpose()?;
             let dist = Distribution {
+                suites: suites_by_codename(&suite, &codenames)?,
                 origin,
                 label,
-                suite,
                 version,
                 codenames: codenames.clone(),
                 components: vec![component.clone()],
@@ -218,5 +244,37 @@ pub fn apt(data_dir: &Path, command: AptCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn suites_are_given_per_codename() {
+        let two = strings(&["bookworm", "bullseye"]);
+        let got =
+            suites_by_codename(&strings(&["bookworm=stable", "bullseye=oldstable"]), &two).unwrap();
+        assert_eq!(got["bookworm"], "stable");
+        assert_eq!(got["bullseye"], "oldstable");
+        assert!(suites_by_codename(&[], &two).unwrap().is_empty());
+        let one = suites_by_codename(&strings(&["stable"]), &strings(&["bookworm"])).unwrap();
+        assert_eq!(one["bookworm"], "stable");
+
+        let e = suites_by_codename(&strings(&["stable"]), &two).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--suite stable: say which codename it is for (--suite CODENAME=stable); a plain suite is for a single --codename"
+        );
+        let e = suites_by_codename(&strings(&["bookworm=a", "bookworm=b"]), &two).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--suite gives codename 'bookworm' two suites"
+        );
     }
 }

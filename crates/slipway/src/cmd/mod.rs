@@ -1,5 +1,7 @@
 mod apt;
+mod audit;
 mod doctor;
+mod gc;
 mod inspect;
 mod plan;
 mod release;
@@ -62,7 +64,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             bucket,
             prefix,
             abort_after,
-        } => release::publish(&config, &dir, &bucket, &prefix, abort_after).await,
+        } => release::publish(&config, &data_dir, &dir, &bucket, &prefix, abort_after).await,
         Command::Promote {
             milestone,
             candidate,
@@ -77,6 +79,10 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Candidates { milestone, json } => {
             release::candidates(&config, &data_dir, milestone, json).await
         }
+        Command::Audit { milestone, json } => {
+            audit::audit(&config, &data_dir, milestone, json).await
+        }
+        Command::Gc { dry_run, json } => gc::gc(&config, &data_dir, dry_run, json).await,
         Command::Suite {
             command: SuiteCommand::List { candidate, json },
         } => release::suites(&data_dir, candidate, json).await,

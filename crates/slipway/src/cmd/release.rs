@@ -10,6 +10,7 @@ use crate::context::{absolute, load_config, open_store};
 
 pub async fn publish(
     config_path: &Path,
+    data_dir: &Path,
     dir: &Path,
     bucket: &str,
     prefix: &str,
@@ -17,9 +18,17 @@ pub async fn publish(
 ) -> Result<ExitCode> {
     let config = load_config(config_path)?;
     let target = slipway_engine::buckets::open_bucket(&config, bucket)?;
+    // Files unchanged since the last publish of this folder to this place are not hashed again.
+    let hash_cache = slipway_store::publish_hash_cache(
+        &absolute(data_dir)?,
+        slipway_store::PublishSource::Dir(dir),
+        bucket,
+        prefix,
+    );
     let opts = slipway_publish::PublishOptions {
         abort_after,
         concurrency: if abort_after.is_some() { 1 } else { 16 },
+        hash_cache,
         ..Default::default()
     };
     let report = slipway_publish::publish_dir(dir, &target, prefix, &opts).await?;
@@ -38,23 +47,37 @@ fn report(outcome: &PromoteOutcome, json: bool) -> Result<ExitCode> {
         super::print_json(outcome)?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(first) = &outcome.finished_first {
+        println!("finished interrupted promotion {} first:", first.operation);
+        print_outcome(first);
+    }
+    print_outcome(outcome);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_outcome(outcome: &PromoteOutcome) {
     let c = &outcome.candidate;
-    for (from, to, prefix, objects, uploaded) in &outcome.copies {
+    for copy in &outcome.copies {
         println!(
-            "  {from}/{prefix} -> {to}/{prefix}: {objects} objects ({uploaded} copied), verified"
+            "  {}/{prefix} -> {}/{prefix}: {} objects ({} copied), verified",
+            copy.from,
+            copy.to,
+            copy.objects,
+            copy.uploaded,
+            prefix = copy.prefix
         );
     }
     println!(
-        "release {}: milestone {} now serves candidate {} (run {}, digest {}) [{} by {}]",
+        "release {}: milestone {} now serves candidate {} (run {}, digest {}) [{} by {}, operation {}]",
         outcome.release.id,
         c.milestone,
         c.id,
         c.run_id,
         c.digest,
         outcome.release.kind,
-        outcome.release.promoted_by
+        outcome.release.promoted_by,
+        outcome.operation
     );
-    Ok(ExitCode::SUCCESS)
 }
 
 pub async fn promote(

@@ -7,18 +7,31 @@ use slipway_engine::{Source, load_builds_at};
 
 use crate::context::{absolute, load_config};
 
-/// Checks the service file, then the builds file at the head of every branch a job runs on
-/// (each branch builds with its own recipe, so each must be valid with this service config).
+/// Checks the service file (with the data dir and the secrets it names), then the builds file
+/// at the head of every branch a job runs on (each branch builds with its own recipe, so each
+/// must be valid with this service config).
 pub async fn validate(config_path: &Path, data_dir: &Path) -> Result<ExitCode> {
     let config = load_config(config_path)?;
-    let source = Source::open(&config, &absolute(data_dir)?)?;
+    let data_dir = absolute(data_dir)?;
+    let mut failed = false;
+    // What the service file alone cannot tell: where the data dir is, and whether each secret
+    // is there and private on this host.
+    for checked in [
+        config.check_data_dir(&data_dir),
+        slipway_engine::check_secrets(&config),
+    ] {
+        if let Err(errors) = checked {
+            failed = true;
+            eprintln!("{errors}");
+        }
+    }
+    let source = Source::open(&config, &data_dir)?;
     let mut branches = BTreeSet::new();
     for job in config.jobs.values() {
         for row in config.rows_for(job) {
             branches.insert(row.branch.clone());
         }
     }
-    let mut failed = false;
     for branch in &branches {
         let checked = source
             .branch_head(branch)

@@ -264,3 +264,27 @@ pub fn corpus(dir: &Path, name: &str, suffix: &str) -> PathBuf {
     }
     debs
 }
+
+/// Writes a secret file readable by its owner only, as Slipway requires (like ssh for keys).
+pub fn write_secret(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// Commits a new product version, so the next run makes a new candidate.
+pub fn commit_version(repo: &Path, version: &str) {
+    std::fs::write(repo.join("VERSION"), format!("{version}\n")).unwrap();
+    git(
+        repo,
+        &["commit", "--quiet", "-am", &format!("Version {version}")],
+    );
+}
+
+/// The bookworm/amd64 `Packages` a bucket of the example serves for milestone 74.
+pub fn packages(ex: &Path, bucket: &str) -> String {
+    std::fs::read_to_string(ex.join(format!(
+        "var/buckets/{bucket}/74/dists/bookworm/main/binary-amd64/Packages"
+    )))
+    .unwrap_or_default()
+}

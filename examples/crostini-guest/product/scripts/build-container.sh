@@ -68,8 +68,11 @@ apt_in update -qq
 apt_in install -y -qq --no-install-recommends cros-guest-tools >/dev/null
 rm -rf "$rootfs/var/lib/slipway-flow" "$rootfs/etc/apt/sources.list.d/slipway-flow.list" "$rootfs/etc/apt/keyrings/slipway-flow.gpg"
 rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin
+# The image's apt source and pin for the milestone's repository (the administrator's files, so
+# no package ships them; cros-apt-config ships the keyring).
 echo "deb [signed-by=/usr/share/keyrings/cros-apt.gpg] https://storage.example.org/cros-packages/${SLIPWAY_MILESTONE:-dev} $release main" \
   > "$rootfs/etc/apt/sources.list.d/cros.list"
+printf 'Package: *\nPin: release l=cros-containers\nPin-Priority: 995\n' > "$rootfs/etc/apt/preferences.d/cros"
 in_image dpkg-query -W -f '${Package} ${Version}\n' 'cros-*'
 
 # The user the guest tools run for, with lingering so its user units start at boot.
