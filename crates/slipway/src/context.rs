@@ -17,6 +17,27 @@ pub fn load_config(path: &Path) -> Result<Config> {
     Config::load(path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))
 }
 
+/// Loads the config for a command that acts (runs, promotes, rolls back): also what the service
+/// file alone cannot tell, where the data dir is and whether each secret is there and private,
+/// so a bad secret stops the command before a run or a promotion is recorded.
+pub fn load_config_to_act(path: &Path, data_dir: &Path) -> Result<Config> {
+    let config = load_config(path)?;
+    let mut errors = Vec::new();
+    for checked in [
+        config.check_data_dir(data_dir),
+        slipway_engine::check_secrets(&config),
+    ] {
+        if let Err(e) = checked {
+            errors.push(e.to_string());
+        }
+    }
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        anyhow::bail!("invalid config:\n{}", errors.join("\n"))
+    }
+}
+
 pub async fn open_store(data_dir: &Path) -> Result<Arc<Store>> {
     // Processes left by a Slipway that was killed (steps, a private LXD daemon and its
     // containers) are ended by their recorded cgroups before anything else runs.

@@ -148,6 +148,17 @@ fn validate_refuses_each_bad_edit_with_one_positioned_line() {
             position(&original, "apt-signing-key =")
         )]
     );
+    // `run` and `promote` refuse it too, before a run or a promotion is recorded.
+    for args in [
+        &["run", "guest_tools", "--milestone", "74"][..],
+        &["promote", "--milestone", "74"][..],
+    ] {
+        let out = slipway(&ex, args);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("chmod 600"), "{}", stderr(&out));
+    }
+    let runs = json(&slipway(&ex, &["runs", "--json"]));
+    assert_eq!(runs.as_array().map(Vec::len), Some(0), "{runs}");
     set_mode(&ex.join(SECRET), 0o600);
 
     // A data dir inside a bucket's folder (only the command line knows where it is).

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use slipway_engine::promote::{self, PromoteOutcome};
 
-use crate::context::{absolute, load_config, open_store};
+use crate::context::{absolute, load_config, load_config_to_act, open_store};
 
 pub async fn publish(
     config_path: &Path,
@@ -87,8 +87,9 @@ pub async fn promote(
     candidate: Option<i64>,
     json: bool,
 ) -> Result<ExitCode> {
-    let config = load_config(config_path)?;
-    let store = open_store(&absolute(data_dir)?).await?;
+    let data_dir = absolute(data_dir)?;
+    let config = load_config_to_act(config_path, &data_dir)?;
+    let store = open_store(&data_dir).await?;
     let chosen = match candidate {
         Some(id) => store.candidate(id).await?,
         None => store
@@ -123,8 +124,9 @@ pub async fn rollback(
     milestone: u32,
     json: bool,
 ) -> Result<ExitCode> {
-    let config = load_config(config_path)?;
-    let store = open_store(&absolute(data_dir)?).await?;
+    let data_dir = absolute(data_dir)?;
+    let config = load_config_to_act(config_path, &data_dir)?;
+    let store = open_store(&data_dir).await?;
     let outcome = promote::rollback(&config, &store, milestone).await?;
     report(&outcome, json)
 }

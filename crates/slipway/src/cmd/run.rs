@@ -8,7 +8,7 @@ use slipway_engine::{RunOptions, execute, load_plan};
 use slipway_store::RunStatus;
 use tokio_util::sync::CancellationToken;
 
-use crate::context::{absolute, load_config, open_store};
+use crate::context::{absolute, load_config_to_act, open_store};
 use crate::progress;
 
 pub struct RunArgs {
@@ -21,8 +21,8 @@ pub struct RunArgs {
 }
 
 pub async fn run(config_path: &Path, data_dir: &Path, args: RunArgs) -> Result<ExitCode> {
-    let config = Arc::new(load_config(config_path)?);
     let data_dir = absolute(data_dir)?;
+    let config = Arc::new(load_config_to_act(config_path, &data_dir)?);
     let store = open_store(&data_dir).await?;
     let prepared = load_plan(
         &config,
