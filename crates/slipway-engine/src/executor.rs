@@ -2,7 +2,7 @@
 //! `jobs` at a time; a failed build skips its dependents while independent branches go on;
 //! cancellation ends every running process group and marks the run `cancelled`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -12,8 +12,7 @@ use slipway_sandbox::{
     Access, Mount, PlainRunner, SandboxRunner, SandboxSettings, Spawned, StepEnd, StepRunner,
     StepSpec,
 };
-use slipway_store::{ArtifactRow, BuildStatus, Candidate, NewRun, RunStatus, Store};
-use tokio::sync::Semaphore;
+use slipway_store::{ArtifactRow, BuildStatus, Candidate, LogTotals, NewRun, RunStatus, Store};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -77,7 +76,6 @@ pub(crate) struct Ctx {
     pub(crate) opts: RunOptions,
     pub(crate) cancel: CancellationToken,
     pub(crate) events: Option<UnboundedSender<Event>>,
-    pub(crate) permits: Semaphore,
     /// The sandbox, or why there is none on this host (then only `sandbox = false` builds run).
     pub(crate) sandbox: Result<SandboxRunner, String>,
     pub(crate) plain: PlainRunner,
@@ -129,7 +127,6 @@ pub async fn execute(
         commit: prepared.commit.clone(),
         commit_time: prepared.commit_time,
         run_id,
-        permits: Semaphore::new(opts.jobs.max(1)),
         plain: PlainRunner,
         sandbox: sandbox_runner(&config, &store),
         opts,
@@ -210,22 +207,26 @@ async fn schedule(ctx: &Arc<Ctx>) -> Result<(RunStatus, Option<String>), EngineE
         }
     }
     let mut state: Vec<BuildStatus> = vec![BuildStatus::Pending; builds.len()];
+    // A build gets a task only when a slot is free: ready builds wait here as indices, not as
+    // parked futures, so memory stays flat however wide the DAG is (and with it the cost of
+    // every fork the runners make).
+    let slots = ctx.opts.jobs.max(1);
+    let mut ready: VecDeque<usize> = (0..builds.len()).filter(|&i| waiting[i] == 0).collect();
     let mut tasks: JoinSet<(usize, BuildStatus, Option<String>)> = JoinSet::new();
     let mut first_failure: Option<String> = None;
-    let start = |i: usize, tasks: &mut JoinSet<(usize, BuildStatus, Option<String>)>| {
-        let ctx = ctx.clone();
-        tasks.spawn(async move {
-            let build = &ctx.plan.builds[i];
-            let (status, error) = run_build(&ctx, build).await;
-            (i, status, error)
-        });
-    };
-    for i in (0..builds.len()).filter(|&i| waiting[i] == 0) {
-        state[i] = BuildStatus::Running;
-        start(i, &mut tasks);
-    }
-
-    while let Some(joined) = tasks.join_next().await {
+    loop {
+        while tasks.len() < slots && !ctx.cancel.is_cancelled() {
+            let Some(i) = ready.pop_front() else { break };
+            state[i] = BuildStatus::Running;
+            let ctx = ctx.clone();
+            tasks.spawn(async move {
+                let (status, error) = run_build(&ctx, &ctx.plan.builds[i]).await;
+                (i, status, error)
+            });
+        }
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
         let (i, status, error) = match joined {
             Ok(r) => r,
             Err(e) => {
@@ -250,9 +251,8 @@ async fn schedule(ctx: &Arc<Ctx>) -> Result<(RunStatus, Option<String>), EngineE
         }
         for &d in &dependents[i] {
             waiting[d] -= 1;
-            if waiting[d] == 0 && state[d] == BuildStatus::Pending && !ctx.cancel.is_cancelled() {
-                state[d] = BuildStatus::Running;
-                start(d, &mut tasks);
+            if waiting[d] == 0 && state[d] == BuildStatus::Pending {
+                ready.push_back(d);
             }
         }
     }
@@ -317,9 +317,6 @@ async fn skip_dependents(
 
 /// Runs one build to its final status, recording it. Never panics on build input.
 async fn run_build(ctx: &Ctx, build: &PlannedBuild) -> (BuildStatus, Option<String>) {
-    let Ok(_permit) = ctx.permits.acquire().await else {
-        return (BuildStatus::Cancelled, Some("scheduler closed".into()));
-    };
     if ctx.cancel.is_cancelled() {
         return (BuildStatus::Cancelled, Some("cancelled".into()));
     }
@@ -332,11 +329,14 @@ async fn run_build(ctx: &Ctx, build: &PlannedBuild) -> (BuildStatus, Option<Stri
     });
 
     let log_path = ctx.store.log_path(ctx.run_id, &build.name);
-    let (status, error) = match BuildLog::create_with_limit(&log_path, ctx.config.sandbox.log_limit)
-    {
+    let (status, error, log) = match BuildLog::create_with_limit(
+        &log_path,
+        ctx.config.sandbox.log_limit,
+    ) {
         Err(e) => (
             BuildStatus::Failure,
             Some(format!("cannot create the log: {e}")),
+            None,
         ),
         Ok(log) => {
             let ws_root = ctx
@@ -353,26 +353,37 @@ async fn run_build(ctx: &Ctx, build: &PlannedBuild) -> (BuildStatus, Option<Stri
                 }
             };
             let (lines, bytes, failed) = log.totals();
-            let dropped = log.truncated().then(|| log.dropped().1);
-            let _ = ctx
-                .store
-                .record_log(ctx.run_id, &build.name, log.path(), lines, bytes, dropped)
-                .await;
+            let totals = LogTotals {
+                path: &log_path,
+                lines,
+                bytes,
+                dropped_bytes: log.truncated().then(|| log.dropped().1),
+            };
             if failed && status == BuildStatus::Success {
                 (
                     BuildStatus::Failure,
-                    Some(format!("cannot write the log {}", log.path().display())),
+                    Some(format!("cannot write the log {}", log_path.display())),
+                    Some(totals),
                 )
             } else {
-                (status, error)
+                (status, error, Some(totals))
             }
         }
     };
-    if let Err(e) = ctx
-        .store
-        .set_build_status(ctx.run_id, &build.name, status, error.as_deref())
-        .await
-    {
+    // The status and the log's totals go in one transaction: one write per finished build.
+    let recorded = match &log {
+        Some(totals) => {
+            ctx.store
+                .finish_build(ctx.run_id, &build.name, status, error.as_deref(), totals)
+                .await
+        }
+        None => {
+            ctx.store
+                .set_build_status(ctx.run_id, &build.name, status, error.as_deref())
+                .await
+        }
+    };
+    if let Err(e) = recorded {
         tracing::error!(build = %build.name, "cannot record build status: {e}");
     }
     ctx.emit(Event::BuildFinished {
@@ -461,10 +472,12 @@ async fn build_in_workspace(
         for r in &rows {
             log.info(&format!("artifact {} {} {}", r.path, r.size, r.sha256));
         }
-        ctx.store
-            .record_artifacts(ctx.run_id, &build.name, &rows)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
+        if !rows.is_empty() {
+            ctx.store
+                .record_artifacts(ctx.run_id, &build.name, &rows)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+        }
         Ok(())
     }
     .await;

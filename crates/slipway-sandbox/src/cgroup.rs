@@ -162,10 +162,15 @@ fn controllers(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// `<pid>.<start time>` of this process: the owner part of every cgroup it creates.
+/// `<pid>.<start time>` of this process: the owner part of every cgroup it creates. Read once:
+/// every step's cgroup needs it.
 pub fn owner_tag() -> String {
-    let pid = std::process::id();
-    format!("{pid}.{}", start_time(pid as i32).unwrap_or(0))
+    static TAG: OnceLock<String> = OnceLock::new();
+    TAG.get_or_init(|| {
+        let pid = std::process::id();
+        format!("{pid}.{}", start_time(pid as i32).unwrap_or(0))
+    })
+    .clone()
 }
 
 /// Kernel start time of a process (clock ticks since boot), `None` when it is gone.

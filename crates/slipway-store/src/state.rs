@@ -100,6 +100,15 @@ pub struct ArtifactRow {
     pub size: u64,
 }
 
+/// What a build's log holds, recorded when the build ends.
+pub struct LogTotals<'a> {
+    pub path: &'a Path,
+    pub lines: u64,
+    pub bytes: u64,
+    /// Bytes dropped past the log limit; `None` when the log is whole.
+    pub dropped_bytes: Option<u64>,
+}
+
 /// `state.db` + `-wal` -> `state.db-wal`.
 fn sidecar(db_path: &Path, suffix: &str) -> PathBuf {
     let mut name = db_path.as_os_str().to_os_string();
@@ -348,21 +357,32 @@ impl Store {
         status: BuildStatus,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        let ts = now();
-        let query = if status == BuildStatus::Running {
-            "UPDATE builds SET status = ?, error = ?, started_at = ? WHERE run_id = ? AND name = ?"
-        } else {
-            "UPDATE builds SET status = ?, error = ?, finished_at = ? WHERE run_id = ? AND name = ?"
-        };
-        sqlx::query(query)
-            .bind(status.as_str())
-            .bind(error)
-            .bind(ts)
-            .bind(run_id)
-            .bind(build)
+        build_status_query(run_id, build, status, error)
             .execute(&self.pool)
             .await
             .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// A build's final status and its log's totals, in one transaction.
+    pub async fn finish_build(
+        &self,
+        run_id: i64,
+        build: &str,
+        status: BuildStatus,
+        error: Option<&str>,
+        log: &LogTotals<'_>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        log_query(run_id, build, log)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        build_status_query(run_id, build, status, error)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))?;
         Ok(())
     }
 
@@ -462,13 +482,13 @@ impl Store {
         bytes: u64,
         dropped_bytes: Option<u64>,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT OR REPLACE INTO logs (run_id, build, path, lines, bytes, dropped_bytes) VALUES (?, ?, ?, ?, ?, ?)")
-            .bind(run_id)
-            .bind(build)
-            .bind(path.display().to_string())
-            .bind(lines as i64)
-            .bind(bytes as i64)
-            .bind(dropped_bytes.map(|b| b as i64))
+        let log = LogTotals {
+            path,
+            lines,
+            bytes,
+            dropped_bytes,
+        };
+        log_query(run_id, build, &log)
             .execute(&self.pool)
             .await
             .map_err(|e| self.err(e))?;
@@ -577,6 +597,37 @@ impl Store {
             })
             .collect())
     }
+}
+
+type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+fn build_status_query<'q>(
+    run_id: i64,
+    build: &'q str,
+    status: BuildStatus,
+    error: Option<&'q str>,
+) -> Query<'q> {
+    let query = if status == BuildStatus::Running {
+        "UPDATE builds SET status = ?, error = ?, started_at = ? WHERE run_id = ? AND name = ?"
+    } else {
+        "UPDATE builds SET status = ?, error = ?, finished_at = ? WHERE run_id = ? AND name = ?"
+    };
+    sqlx::query(query)
+        .bind(status.as_str())
+        .bind(error)
+        .bind(now())
+        .bind(run_id)
+        .bind(build)
+}
+
+fn log_query<'q>(run_id: i64, build: &'q str, log: &LogTotals<'_>) -> Query<'q> {
+    sqlx::query("INSERT OR REPLACE INTO logs (run_id, build, path, lines, bytes, dropped_bytes) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(run_id)
+        .bind(build)
+        .bind(log.path.display().to_string())
+        .bind(log.lines as i64)
+        .bind(log.bytes as i64)
+        .bind(log.dropped_bytes.map(|b| b as i64))
 }
 
 const RUN_SELECT: &str = "SELECT id, instance, project, job, milestone, channel, branch, commit_sha, flow, status, error, created_at, finished_at FROM runs";
