@@ -329,10 +329,8 @@ async fn run_build(ctx: &Ctx, build: &PlannedBuild) -> (BuildStatus, Option<Stri
     });
 
     let log_path = ctx.store.log_path(ctx.run_id, &build.name);
-    let (status, error, log) = match BuildLog::create_with_limit(
-        &log_path,
-        ctx.config.sandbox.log_limit,
-    ) {
+    let created = BuildLog::create_with_limit(&log_path, ctx.config.sandbox.log_limit);
+    let (status, error, log) = match &created {
         Err(e) => (
             BuildStatus::Failure,
             Some(format!("cannot create the log: {e}")),
@@ -344,7 +342,7 @@ async fn run_build(ctx: &Ctx, build: &PlannedBuild) -> (BuildStatus, Option<Stri
                 .run_dir(ctx.run_id)
                 .join("builds")
                 .join(&build.name);
-            let result = build_in_workspace(ctx, build, &log, ws_root).await;
+            let result = build_in_workspace(ctx, build, log, ws_root).await;
             let (status, error) = match result {
                 Ok(()) => (BuildStatus::Success, None),
                 Err((status, msg)) => {
@@ -354,7 +352,7 @@ async fn run_build(ctx: &Ctx, build: &PlannedBuild) -> (BuildStatus, Option<Stri
             };
             let (lines, bytes, failed) = log.totals();
             let totals = LogTotals {
-                path: &log_path,
+                path: log.path(),
                 lines,
                 bytes,
                 dropped_bytes: log.truncated().then(|| log.dropped().1),
@@ -362,7 +360,7 @@ async fn run_build(ctx: &Ctx, build: &PlannedBuild) -> (BuildStatus, Option<Stri
             if failed && status == BuildStatus::Success {
                 (
                     BuildStatus::Failure,
-                    Some(format!("cannot write the log {}", log_path.display())),
+                    Some(format!("cannot write the log {}", log.path().display())),
                     Some(totals),
                 )
             } else {

@@ -739,6 +739,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn finish_build_records_the_status_and_the_log_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let id = store
+            .create_run(&new_run(), &[("a".into(), vec![])])
+            .await
+            .unwrap();
+        let log = dir.path().join("a.log");
+        let totals = LogTotals {
+            path: &log,
+            lines: 3,
+            bytes: 70,
+            dropped_bytes: Some(5),
+        };
+        store
+            .finish_build(id, "a", BuildStatus::Failure, Some("boom"), &totals)
+            .await
+            .unwrap();
+        let build = &store.builds(id).await.unwrap()[0];
+        assert_eq!(build.status, BuildStatus::Failure);
+        assert_eq!(build.error.as_deref(), Some("boom"));
+        assert!(build.finished_at.is_some() && build.started_at.is_none());
+        assert_eq!(build.log_dropped_bytes, Some(5));
+        let (lines, bytes): (i64, i64) =
+            sqlx::query_as("SELECT lines, bytes FROM logs WHERE run_id = ? AND build = 'a'")
+                .bind(id)
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!((lines, bytes), (3, 70));
+    }
+
+    #[tokio::test]
     async fn artifacts_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).await.unwrap();

@@ -5,22 +5,10 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-const SERVER: &str = r#"
-import functools, http.server, ssl, sys
-root, port, cert, key = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=root)
-server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(cert, key)
-server.socket = ctx.wrap_socket(server.socket, server_side=True)
-server.serve_forever()
-"#;
 
 /// An LXD daemon with a private LXD_DIR, shut down when dropped.
 struct Daemon {
@@ -61,16 +49,6 @@ impl Drop for Daemon {
     }
 }
 
-/// A child process (a server, a Slipway under test) killed when the test ends or fails.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn lxc_lists_and_exports_the_published_stream() {
     let dir = tempfile::tempdir().unwrap();
@@ -91,77 +69,8 @@ fn lxc_lists_and_exports_the_published_stream() {
         .trim()
         .to_string();
 
-    let cert = d.join("cert.pem");
-    let key = d.join("key.pem");
-    ok(&Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap());
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _server = Killed(
-        Command::new("python3")
-            .args(["-c", SERVER])
-            .arg(ex.join("var/buckets/cros-containers-staging/74"))
-            .arg(port.to_string())
-            .arg(&cert)
-            .arg(&key)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "HTTPS server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-
-    let conf = d.join("lxdconf");
-    std::fs::create_dir_all(conf.join("servercerts")).unwrap();
-    std::fs::copy(&cert, conf.join("servercerts/slipway.crt")).unwrap();
-    let lxc = |args: &[&str]| {
-        Command::new("lxc")
-            .args(args)
-            .env("LXD_CONF", &conf)
-            .env("HOME", d)
-            .env_remove("http_proxy")
-            .env_remove("https_proxy")
-            .stdin(Stdio::null())
-            .output()
-            .expect("lxc is not installed (Debian package lxd-client; .ci/run installs it)")
-    };
-    ok(&lxc(&[
-        "remote",
-        "add",
-        "slipway",
-        &format!("https://127.0.0.1:{port}"),
-        "--protocol",
-        "simplestreams",
-        "--public",
-    ]));
+    let remote = StreamsRemote::serve(&ex.join("var/buckets/cros-containers-staging/74"), d);
+    let lxc = |args: &[&str]| remote.lxc(args);
     let list = lxc(&["image", "list", "slipway:", "--format", "json"]);
     ok(&list);
     let images: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
@@ -180,19 +89,7 @@ fn lxc_lists_and_exports_the_published_stream() {
     ] {
         assert!(aliases.contains(&alias), "{alias} missing from {aliases:?}");
     }
-    let out = d.join("export");
-    std::fs::create_dir_all(&out).unwrap();
-    let export = lxc(&[
-        "image",
-        "export",
-        "slipway:debian/bookworm",
-        out.to_str().unwrap(),
-    ]);
-    ok(&export);
-    let exported: Vec<String> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let exported = remote.export("debian/bookworm", &d.join("export"));
     assert_eq!(exported.len(), 2, "metadata and rootfs: {exported:?}");
 
     // Through a daemon: LXD downloads the image from the remote (checking it) and boots it.
@@ -204,7 +101,7 @@ fn lxc_lists_and_exports_the_published_stream() {
     let lxd = |args: &[&str]| {
         Command::new("lxc")
             .args(args)
-            .env("LXD_CONF", &conf)
+            .env("LXD_CONF", remote.conf())
             .env("LXD_DIR", &lxd_dir)
             .env("HOME", d)
             .stdin(Stdio::null())

@@ -27,9 +27,11 @@ fn released(ex: &Path) -> i64 {
     history[0]["candidate_id"].as_i64().expect("a release")
 }
 
-/// Production serves whole, signed, verified trees of one candidate; with `audit`, every
-/// object of every bucket is also checked against the records (the costly part).
-fn production_verifies(ex: &Path, version: &str, audit: bool) {
+/// Production serves whole, signed, verified trees of one candidate; with an LXD remote, apt
+/// (`apt-get update` + download) and `lxc image export` read it as clients do and every object
+/// of every bucket is checked against the records (the costly part).
+fn production_verifies(ex: &Path, version: &str, lxd: Option<&StreamsRemote>) {
+    let audit = lxd.is_some();
     let keyring = ex.join("var/keys/cros-apt.gpg");
     ok(&slipway(
         ex,
@@ -60,6 +62,11 @@ fn production_verifies(ex: &Path, version: &str, audit: bool) {
                 .join(format!("cros-guest-tools_{version}_all.deb"))
                 .exists()
         );
+        if let Some(remote) = lxd {
+            let into = tempfile::tempdir().unwrap();
+            let files = remote.export("debian/bookworm", &into.path().join("export"));
+            assert_eq!(files.len(), 2, "metadata and rootfs: {files:?}");
+        }
         let out = slipway(ex, &["audit", "--milestone", "74"]);
         assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     }
@@ -108,6 +115,7 @@ fn a_killed_promotion_is_finished_by_the_next_promote_or_rollback() {
         &["run", "guest_tools", "--milestone", "74", "--json"],
     ));
     let c2 = second["candidate"]["id"].as_i64().unwrap();
+    let remote = StreamsRemote::serve(&ex.join("var/buckets/cros-containers/74"), dir.path());
 
     // Killed at each protocol step and after every object k, until a promotion gets through
     // with nothing left to kill it. Recovery alternates: `rollback` finishes the interrupted
@@ -125,7 +133,7 @@ fn a_killed_promotion_is_finished_by_the_next_promote_or_rollback() {
             ok(&out);
             assert!(point.starts_with("object:"), "{point} never reached");
             assert_eq!(released(&ex), c2);
-            production_verifies(&ex, "74.0.2", true);
+            production_verifies(&ex, "74.0.2", Some(&remote));
             break;
         }
         kills += 1;
@@ -140,12 +148,12 @@ fn a_killed_promotion_is_finished_by_the_next_promote_or_rollback() {
                 );
             }
             assert_eq!(released(&ex), c1, "after a kill at {point}");
-            production_verifies(&ex, "74.0.1", audit);
+            production_verifies(&ex, "74.0.1", audit.then_some(&remote));
         } else {
             let out = slipway(&ex, &["promote", "--milestone", "74"]);
             ok(&out);
             assert_eq!(released(&ex), c2, "after a kill at {point}");
-            production_verifies(&ex, "74.0.2", audit);
+            production_verifies(&ex, "74.0.2", audit.then_some(&remote));
             ok(&slipway(&ex, &["rollback", "--milestone", "74"]));
             assert_eq!(released(&ex), c1);
         }
@@ -248,5 +256,6 @@ fn corrupt_sources_are_refused_and_racing_promoters_do_not_both_go_on() {
         2,
         "one release per promotion: {history}"
     );
-    production_verifies(&ex, "74.0.2", true);
+    let remote = StreamsRemote::serve(&prod.join("cros-containers/74"), dir.path());
+    production_verifies(&ex, "74.0.2", Some(&remote));
 }

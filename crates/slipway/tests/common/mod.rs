@@ -288,3 +288,138 @@ pub fn packages(ex: &Path, bucket: &str) -> String {
     )))
     .unwrap_or_default()
 }
+
+const HTTPS_SERVER: &str = r#"
+import functools, http.server, ssl, sys
+root, port, cert, key = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=root)
+server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"#;
+
+/// A child process (a server, a Slipway under test) killed when the test ends or fails.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A folder served over HTTPS on 127.0.0.1 (self-signed certificate) and an `lxc` client
+/// configuration with it as the simplestreams remote `slipway:`, as LXD clients reach a
+/// published image stream.
+pub struct StreamsRemote {
+    _server: Killed,
+    conf: PathBuf,
+    home: PathBuf,
+}
+
+impl StreamsRemote {
+    pub fn serve(root: &Path, scratch: &Path) -> StreamsRemote {
+        let cert = scratch.join("cert.pem");
+        let key = scratch.join("key.pem");
+        ok(&Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+                "-keyout",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .unwrap());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = Killed(
+            Command::new("python3")
+                .args(["-c", HTTPS_SERVER])
+                .arg(root)
+                .arg(port.to_string())
+                .arg(&cert)
+                .arg(&key)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "HTTPS server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let conf = scratch.join("lxdconf");
+        std::fs::create_dir_all(conf.join("servercerts")).unwrap();
+        std::fs::copy(&cert, conf.join("servercerts/slipway.crt")).unwrap();
+        let remote = StreamsRemote {
+            _server: server,
+            conf,
+            home: scratch.to_path_buf(),
+        };
+        ok(&remote.lxc(&[
+            "remote",
+            "add",
+            "slipway",
+            &format!("https://127.0.0.1:{port}"),
+            "--protocol",
+            "simplestreams",
+            "--public",
+        ]));
+        remote
+    }
+
+    pub fn conf(&self) -> &Path {
+        &self.conf
+    }
+
+    /// Runs `lxc` with this configuration; the client's stream cache is dropped first, so it
+    /// reads what the folder serves now.
+    pub fn lxc(&self, args: &[&str]) -> Output {
+        let _ = std::fs::remove_dir_all(self.conf.join("cache"));
+        Command::new("lxc")
+            .args(args)
+            .env("LXD_CONF", &self.conf)
+            .env("HOME", &self.home)
+            .env_remove("http_proxy")
+            .env_remove("https_proxy")
+            .stdin(Stdio::null())
+            .output()
+            .expect("lxc is not installed (Debian package lxd-client; scripts/setup-host.sh installs it)")
+    }
+
+    /// `lxc image export` of `alias` into a new folder under `into` (it checks every sha256
+    /// and the combined fingerprint); the exported file names.
+    pub fn export(&self, alias: &str, into: &Path) -> Vec<String> {
+        std::fs::create_dir_all(into).unwrap();
+        ok(&self.lxc(&[
+            "image",
+            "export",
+            &format!("slipway:{alias}"),
+            into.to_str().unwrap(),
+        ]));
+        std::fs::read_dir(into)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+}
