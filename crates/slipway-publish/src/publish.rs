@@ -54,6 +54,9 @@ pub struct PublishOptions {
     pub abort_after: Option<usize>,
     /// Fault injection for tests: SIGKILL this process once this many objects were written.
     pub kill_after: Option<usize>,
+    /// Set by someone else to stop before the next object is written (e.g. a promotion that
+    /// lost its lease must not write on).
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Read every object back and check its sha256 (promotion does); otherwise indices are read
     /// back fully and other objects checked by size.
     pub verify_all: bool,
@@ -68,6 +71,7 @@ impl Default for PublishOptions {
             concurrency: 16,
             abort_after: None,
             kill_after: None,
+            stop: None,
             verify_all: false,
             hash_cache: None,
         }
@@ -324,20 +328,21 @@ pub async fn upload(
             source.clone(),
             known.clone(),
             written.clone(),
-            (opts.abort_after, opts.kill_after),
+            (opts.abort_after, opts.kill_after, opts.stop.clone()),
             present.clone(),
         );
         let results = bounded(
             ordered[i..end].to_vec(),
             opts.concurrency,
             move |o: ObjectEntry| {
-                let (dest, prefix, source, known, written, present) = (
+                let (dest, prefix, source, known, written, present, abort) = (
                     dest.clone(),
                     prefix.clone(),
                     source.clone(),
                     known.clone(),
                     written.clone(),
                     present.clone(),
+                    abort.clone(),
                 );
                 async move {
                     let key = join(&prefix, &o.path);
@@ -345,6 +350,15 @@ pub async fn upload(
                         && present.get(&o.path) == Some(&o.size);
                     if same {
                         return Ok(None);
+                    }
+                    if abort
+                        .2
+                        .as_ref()
+                        .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+                    {
+                        return Err(PublishError::Refused(
+                            "stopped before writing more objects".into(),
+                        ));
                     }
                     let n = written.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     if abort.0.is_some_and(|limit| n >= limit) {
@@ -583,6 +597,29 @@ mod tests {
         assert_eq!((again.uploaded, again.unchanged), (2, 2));
         assert_eq!(served("dists/x/Release"), "release");
         assert_eq!(served("dists/x/InRelease"), "signed again");
+    }
+
+    #[tokio::test]
+    async fn a_raised_stop_flag_writes_nothing_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("a"), "one").unwrap();
+        let bucket = local(dir.path(), "bucket");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let e = publish_dir(
+            &src,
+            &bucket,
+            "74",
+            &PublishOptions {
+                stop: Some(stop),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("stopped"), "{e}");
+        assert!(bucket.get("74/a").await.unwrap().is_none());
     }
 
     #[tokio::test]

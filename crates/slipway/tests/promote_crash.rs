@@ -137,6 +137,18 @@ fn a_killed_promotion_is_finished_by_the_next_promote_or_rollback() {
             break;
         }
         kills += 1;
+        if point == "copied" {
+            // Until it is finished, audit reports the interrupted operation (and its lease).
+            let out = slipway(&ex, &["audit", "--milestone", "74"]);
+            assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+            assert!(
+                stdout(&out).contains(
+                    "is interrupted; the next `slipway promote` or `slipway rollback` finishes it"
+                ),
+                "{}",
+                stdout(&out)
+            );
+        }
         if kills % 2 == 1 {
             let out = slipway(&ex, &["rollback", "--milestone", "74"]);
             ok(&out);

@@ -214,6 +214,11 @@ impl Leases {
         })
     }
 
+    /// Raised when a lease could not be renewed: uploads stop before their next object.
+    pub fn lost_flag(&self) -> Arc<AtomicBool> {
+        self.lost.clone()
+    }
+
     /// An error once any lease could not be renewed: another promoter may be writing.
     pub fn check(&self) -> Result<(), PromoteError> {
         if self.lost.load(Ordering::SeqCst) {

@@ -468,6 +468,7 @@ async fn copy_all(targets: &[Target], leases: &Leases) -> Result<Vec<Copied>, Pr
             &PublishOptions {
                 verify_all: true,
                 kill_after: crash_after_objects(),
+                stop: Some(leases.lost_flag()),
                 ..Default::default()
             },
         )
