@@ -307,12 +307,20 @@ impl Cgroup {
         Ok(Some(cg))
     }
 
+    /// The `cgroup.procs` files a new process writes itself (`0`) into, v2 first.
+    pub fn procs_paths(&self) -> Vec<PathBuf> {
+        self.track
+            .iter()
+            .chain(self.limits.iter().map(|(_, d)| d))
+            .map(|d| d.join("cgroup.procs"))
+            .collect()
+    }
+
     /// The `cgroup.procs` files a new process writes itself into (v2 first), opened now so a
     /// child can join between fork and exec without allocating.
     pub fn procs_files(&self) -> Result<Vec<fs::File>, SandboxError> {
         let mut files = Vec::new();
-        for dir in self.track.iter().chain(self.limits.iter().map(|(_, d)| d)) {
-            let path = dir.join("cgroup.procs");
+        for path in self.procs_paths() {
             let f = fs::OpenOptions::new()
                 .write(true)
                 .open(&path)
