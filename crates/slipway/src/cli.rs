@@ -91,7 +91,8 @@ pub enum Command {
         #[arg(long, hide = true)]
         abort_after: Option<usize>,
     },
-    /// Copy a milestone's candidate (default: the newest) from staging to production buckets.
+    /// Copy a milestone's candidate (default: the newest) from staging to production buckets,
+    /// after finishing an interrupted promotion of the milestone.
     Promote {
         #[arg(long)]
         milestone: u32,
@@ -100,7 +101,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Re-promote the release before the current one.
+    /// Re-promote the release before the current one, after finishing an interrupted
+    /// promotion of the milestone.
     Rollback {
         #[arg(long)]
         milestone: u32,

@@ -77,12 +77,40 @@ struct Target {
 fn who() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(account_name)
+        .unwrap_or_else(|| "unknown".into());
     let host = lease::hostname();
     if host.is_empty() {
         user
     } else {
         format!("{user}@{host}")
+    }
+}
+
+/// The account name of this process's user (cron and systemd units have no `USER`).
+fn account_name() -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: getpwuid_r writes into `pwd` and `buf`, which outlive the call; `result` is
+    // either null or points at `pwd`.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(
+            libc::geteuid(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        );
+        if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+            return None;
+        }
+        std::ffi::CStr::from_ptr(pwd.pw_name)
+            .to_str()
+            .ok()
+            .map(str::to_string)
     }
 }
 
@@ -482,4 +510,13 @@ async fn copy_all(targets: &[Target], leases: &Leases) -> Result<Vec<Copied>, Pr
         });
     }
     Ok(copies)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_account_name_is_known_without_user_variables() {
+        let name = super::account_name().expect("this process's user has an account");
+        assert!(!name.is_empty() && !name.contains('\0'));
+    }
 }
