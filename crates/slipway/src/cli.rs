@@ -98,6 +98,9 @@ pub enum Command {
         milestone: u32,
         #[arg(long)]
         candidate: Option<i64>,
+        /// Give up an interrupted promotion that cannot be finished instead of finishing it.
+        #[arg(long)]
+        abandon_interrupted: bool,
         #[arg(long)]
         json: bool,
     },
@@ -106,6 +109,9 @@ pub enum Command {
     Rollback {
         #[arg(long)]
         milestone: u32,
+        /// Give up an interrupted promotion that cannot be finished instead of finishing it.
+        #[arg(long)]
+        abandon_interrupted: bool,
         #[arg(long)]
         json: bool,
     },

@@ -270,4 +270,59 @@ fn corrupt_sources_are_refused_and_racing_promoters_do_not_both_go_on() {
     );
     let remote = StreamsRemote::serve(&prod.join("cros-containers/74"), dir.path());
     production_verifies(&ex, "74.0.2", Some(&remote));
+
+    // An interrupted promotion that cannot be finished (its sources changed since): promote and
+    // rollback say why and how out; `--abandon-interrupted` gives it up and promotes anew.
+    let c1 = c2 - 1;
+    let out = slipway_cmd(
+        &ex,
+        &[
+            "promote",
+            "--milestone",
+            "74",
+            "--candidate",
+            &c1.to_string(),
+        ],
+    )
+    .env("SLIPWAY_FAULT_PROMOTE", "object:3")
+    .output()
+    .unwrap();
+    assert!(was_killed(&out));
+    let mut broken = Vec::new();
+    for p in walk(&ex.join(".slipway/cas/sha256")) {
+        let bytes = std::fs::read(&p).unwrap();
+        if String::from_utf8_lossy(&bytes).contains("Version: 74.0.1") {
+            let mut perms = std::fs::metadata(&p).unwrap().permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+            std::fs::set_permissions(&p, perms).unwrap();
+            std::fs::write(&p, b"not what was recorded").unwrap();
+            broken.push(p);
+        }
+    }
+    assert!(!broken.is_empty());
+    for args in [
+        &["promote", "--milestone", "74"][..],
+        &["rollback", "--milestone", "74"][..],
+    ] {
+        let out = slipway(&ex, args);
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("was interrupted and cannot be finished")
+                && stderr(&out).contains("--abandon-interrupted"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let out = slipway(
+        &ex,
+        &["promote", "--milestone", "74", "--abandon-interrupted"],
+    );
+    ok(&out);
+    assert!(
+        !stdout(&out).contains("finished interrupted"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(released(&ex), c2);
+    production_verifies(&ex, "74.0.2", Some(&remote));
 }

@@ -245,6 +245,17 @@ async fn check_sources(
     )))
 }
 
+/// What to do with an interrupted promotion of the milestone before the requested one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Interrupted {
+    /// Finish it first (the default): every bucket then serves its candidate.
+    #[default]
+    Finish,
+    /// Give it up (when it cannot be finished, e.g. its sources are gone): the requested
+    /// promotion then rewrites whatever it left half-changed.
+    Abandon,
+}
+
 fn busy(p: &Promotion) -> PromoteError {
     refused(format!(
         "promotion {} of milestone {} (candidate {}, {} by {}) is running in pid {}; try again when it ends",
@@ -291,8 +302,9 @@ pub async fn promote(
     milestone: u32,
     candidate_id: Option<i64>,
     kind: &str,
+    interrupted: Interrupted,
 ) -> Result<PromoteOutcome, PromoteError> {
-    let finished = finish_interrupted(config, store, milestone).await?;
+    let finished = finish_interrupted(config, store, milestone, interrupted).await?;
     let candidate = choose_candidate(store, &config.project.name, milestone, candidate_id).await?;
     start(config, store, candidate, kind, finished).await
 }
@@ -303,8 +315,9 @@ pub async fn rollback(
     config: &Config,
     store: &Store,
     milestone: u32,
+    interrupted: Interrupted,
 ) -> Result<PromoteOutcome, PromoteError> {
-    let finished = finish_interrupted(config, store, milestone).await?;
+    let finished = finish_interrupted(config, store, milestone, interrupted).await?;
     let releases = store.releases(&config.project.name, milestone).await?;
     let current = releases
         .first()
@@ -361,11 +374,13 @@ async fn start_new(
     execute(store, op, candidate, targets).await
 }
 
-/// Finishes the milestone's unfinished operation if its owner is gone; refuses while it runs.
+/// Finishes (or abandons) the milestone's unfinished operation if its owner is gone; refuses
+/// while it runs.
 async fn finish_interrupted(
     config: &Config,
     store: &Store,
     milestone: u32,
+    interrupted: Interrupted,
 ) -> Result<Option<PromoteOutcome>, PromoteError> {
     let Some(p) = store
         .unfinished_promotion(&config.project.name, milestone)
@@ -386,6 +401,17 @@ async fn finish_interrupted(
             ))),
         };
     };
+    if interrupted == Interrupted::Abandon {
+        tracing::warn!(
+            operation = mine.id,
+            candidate = mine.candidate_id,
+            "abandoning an interrupted promotion"
+        );
+        store
+            .cancel_promotion(&mine, &format!("abandoned by {}", who()))
+            .await?;
+        return Ok(None);
+    }
     tracing::warn!(
         operation = mine.id,
         candidate = mine.candidate_id,
@@ -401,7 +427,7 @@ async fn finish_interrupted(
         Ok(ct) => ct,
         Err(e) => {
             let msg = format!(
-                "promotion {} of candidate {} (milestone {milestone}) was interrupted and cannot be finished: {e}",
+                "promotion {} of candidate {} (milestone {milestone}) was interrupted and cannot be finished: {e} (restore what is named, or promote another candidate with --abandon-interrupted)",
                 mine.id, mine.candidate_id
             );
             store.fail_promotion(&mine, &msg).await?;

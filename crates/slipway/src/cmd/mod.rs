@@ -68,10 +68,19 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Promote {
             milestone,
             candidate,
+            abandon_interrupted,
             json,
-        } => release::promote(&config, &data_dir, milestone, candidate, json).await,
-        Command::Rollback { milestone, json } => {
-            release::rollback(&config, &data_dir, milestone, json).await
+        } => {
+            let how = interrupted(abandon_interrupted);
+            release::promote(&config, &data_dir, milestone, candidate, how, json).await
+        }
+        Command::Rollback {
+            milestone,
+            abandon_interrupted,
+            json,
+        } => {
+            let how = interrupted(abandon_interrupted);
+            release::rollback(&config, &data_dir, milestone, how, json).await
         }
         Command::Releases { milestone, json } => {
             release::releases(&config, &data_dir, milestone, json).await
@@ -129,4 +138,12 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
 pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
+}
+
+fn interrupted(abandon: bool) -> slipway_engine::promote::Interrupted {
+    if abandon {
+        slipway_engine::promote::Interrupted::Abandon
+    } else {
+        slipway_engine::promote::Interrupted::Finish
+    }
 }

@@ -85,6 +85,7 @@ pub async fn promote(
     data_dir: &Path,
     milestone: u32,
     candidate: Option<i64>,
+    interrupted: promote::Interrupted,
     json: bool,
 ) -> Result<ExitCode> {
     let data_dir = absolute(data_dir)?;
@@ -114,7 +115,15 @@ pub async fn promote(
             }
         );
     }
-    let outcome = promote::promote(&config, &store, milestone, candidate, "promote").await?;
+    let outcome = promote::promote(
+        &config,
+        &store,
+        milestone,
+        candidate,
+        "promote",
+        interrupted,
+    )
+    .await?;
     report(&outcome, json)
 }
 
@@ -122,12 +131,13 @@ pub async fn rollback(
     config_path: &Path,
     data_dir: &Path,
     milestone: u32,
+    interrupted: promote::Interrupted,
     json: bool,
 ) -> Result<ExitCode> {
     let data_dir = absolute(data_dir)?;
     let config = load_config_to_act(config_path, &data_dir)?;
     let store = open_store(&data_dir).await?;
-    let outcome = promote::rollback(&config, &store, milestone).await?;
+    let outcome = promote::rollback(&config, &store, milestone, interrupted).await?;
     report(&outcome, json)
 }
 
