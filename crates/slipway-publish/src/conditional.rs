@@ -158,26 +158,7 @@ impl Bucket {
         {
             return Ok(v);
         }
-        let key = self.key(rel)?;
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
-        match self
-            .object_store()
-            .put_opts(&key, PutPayload::from_bytes(bytes), opts)
-            .await
-        {
-            Ok(r) => Ok(Some(ObjectVersion {
-                e_tag: r.e_tag,
-                version: r.version,
-            })),
-            Err(
-                object_store::Error::AlreadyExists { .. }
-                | object_store::Error::Precondition { .. },
-            ) => Ok(None),
-            Err(e) => Err(self.err(format!("{rel}: {e}"))),
-        }
+        self.put_conditional(rel, bytes, PutMode::Create).await
     }
 
     /// The object at `rel` and its version, or `None`.
@@ -219,12 +200,24 @@ impl Bucket {
         {
             return Ok(v);
         }
+        let mode = PutMode::Update(UpdateVersion {
+            e_tag: expected.e_tag.clone(),
+            version: expected.version.clone(),
+        });
+        self.put_conditional(rel, bytes, mode).await
+    }
+
+    /// A remote put in `mode` (create or update-if-version): the new version, or `None` when
+    /// its condition does not hold (the object exists, changed, or is gone).
+    async fn put_conditional(
+        &self,
+        rel: &str,
+        bytes: Bytes,
+        mode: PutMode,
+    ) -> Result<Option<ObjectVersion>, PublishError> {
         let key = self.key(rel)?;
         let opts = PutOptions {
-            mode: PutMode::Update(UpdateVersion {
-                e_tag: expected.e_tag.clone(),
-                version: expected.version.clone(),
-            }),
+            mode,
             ..Default::default()
         };
         match self
@@ -237,7 +230,9 @@ impl Bucket {
                 version: r.version,
             })),
             Err(
-                object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. },
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. }
+                | object_store::Error::NotFound { .. },
             ) => Ok(None),
             Err(object_store::Error::NotImplemented) => Err(self.err(format!(
                 "{rel}: this store cannot do conditional writes, which promotion leases need"
