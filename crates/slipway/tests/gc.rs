@@ -194,18 +194,7 @@ fn gc_frees_old_runs_and_workspaces_and_keeps_what_releases_need() {
     );
     ok(&out);
     assert!(packages(&ex).contains("Version: 74.0.3"));
-    let keyring = ex.join("var/keys/cros-apt.gpg");
-    ok(&slipway(
-        &ex,
-        &[
-            "apt",
-            "verify",
-            "var/buckets/cros-packages/74",
-            "--keyring",
-            keyring.to_str().unwrap(),
-            "--published",
-        ],
-    ));
+    verify_published(&ex);
     ok(&slipway(&ex, &["audit", "--milestone", "74"]));
 
     // The pruned candidate's bytes are gone: promoting it is refused, production unchanged.

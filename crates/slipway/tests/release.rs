@@ -81,17 +81,7 @@ fn promote_rollback_and_release_history() {
     assert!(packages(&ex, "cros-packages").contains("Version: 74.0.1"));
     assert!(!packages(&ex, "cros-packages").contains("Version: 74.0.2"));
     // Production keeps the 74.0.2 pool files for clients that fetched its indices.
-    ok(&slipway(
-        &ex,
-        &[
-            "apt",
-            "verify",
-            "var/buckets/cros-packages/74",
-            "--keyring",
-            keyring.to_str().unwrap(),
-            "--published",
-        ],
-    ));
+    verify_published(&ex);
 
     let history = json(&slipway(&ex, &["releases", "--milestone", "74", "--json"]));
     let kinds: Vec<_> = history

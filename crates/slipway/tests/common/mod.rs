@@ -423,3 +423,20 @@ impl StreamsRemote {
             .collect()
     }
 }
+
+/// `slipway apt verify --published` of the example's production packages for milestone 74,
+/// with the example's keyring: what apt clients of the production URL would accept.
+pub fn verify_published(ex: &Path) {
+    let keyring = ex.join("var/keys/cros-apt.gpg");
+    ok(&slipway(
+        ex,
+        &[
+            "apt",
+            "verify",
+            "var/buckets/cros-packages/74",
+            "--keyring",
+            keyring.to_str().unwrap(),
+            "--published",
+        ],
+    ));
+}
