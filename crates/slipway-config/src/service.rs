@@ -11,6 +11,7 @@ use crate::builds::{Builds, RawBuild};
 use crate::diag::{ConfigError, ConfigErrors, Loc, SourceText, parse_toml};
 use crate::resources::{RawResources, Resources, parse_size};
 use crate::retention::{RawRetention, RetentionConfig, retention_config};
+use crate::server::{RawServer, ServerConfig, server_config};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +29,7 @@ struct RawService {
     builds: BTreeMap<Spanned<String>, Spanned<RawBuild>>,
     sandbox: Option<Spanned<RawSandbox>>,
     retention: Option<RawRetention>,
+    server: Option<RawServer>,
 }
 
 #[derive(Deserialize)]
@@ -106,6 +108,7 @@ struct RawJob {
     untrusted: bool,
     #[serde(default)]
     allow_network: bool,
+    max_concurrent: Option<Spanned<i64>>,
     builds: Vec<Spanned<String>>,
 }
 
@@ -209,6 +212,8 @@ pub struct Job {
     pub untrusted: bool,
     /// Lets builds of an untrusted job ask for `network = true`.
     pub allow_network: bool,
+    /// Runs of this job executing at once under `slipway serve` (all milestones together).
+    pub max_concurrent: Option<usize>,
     pub builds: Vec<(String, Loc)>,
     pub loc: Loc,
     pub branches_loc: Loc,
@@ -228,6 +233,7 @@ pub struct Config {
     pub inline_builds: Builds,
     pub sandbox: SandboxConfig,
     pub retention: RetentionConfig,
+    pub server: ServerConfig,
 }
 
 impl Config {
@@ -390,6 +396,16 @@ impl Config {
                 .iter()
                 .map(|b| (b.get_ref().clone(), source.loc_of(&b.span())))
                 .collect();
+            let max_concurrent = j.max_concurrent.as_ref().and_then(|m| match *m.get_ref() {
+                n @ 1..=256 => Some(n as usize),
+                n => {
+                    errors.push(source.error(
+                        &m.span(),
+                        format!("max_concurrent must be a whole number from 1 to 256, not {n}"),
+                    ));
+                    None
+                }
+            });
             let name = name.into_inner();
             jobs.insert(
                 name.clone(),
@@ -399,6 +415,7 @@ impl Config {
                     branches: selector,
                     untrusted: j.untrusted,
                     allow_network: j.allow_network,
+                    max_concurrent,
                     builds,
                     loc,
                     branches_loc,
@@ -425,10 +442,18 @@ impl Config {
             .map(|r| retention_config(&source, r, &mut errors))
             .unwrap_or_default();
 
+        let secret_names: Vec<String> = secrets.keys().cloned().collect();
+        let server = raw
+            .server
+            .as_ref()
+            .map(|r| server_config(&source, r, &secret_names, &mut errors))
+            .unwrap_or_default();
+
         errors.into_result()?;
         Ok(Config {
             sandbox,
             retention,
+            server,
             source,
             base_dir,
             project,

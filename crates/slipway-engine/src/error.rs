@@ -15,6 +15,9 @@ pub enum EngineError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A background task of the engine died (a bug); reported, never a crash of the service.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> EngineError {

@@ -22,3 +22,11 @@ pub enum Event {
         error: Option<String>,
     },
 }
+
+/// An event of one run: every consumer (the CLI's progress, the server's live views) gets the
+/// run it belongs to.
+#[derive(Debug, Clone)]
+pub struct RunEvent {
+    pub run_id: i64,
+    pub event: Event,
+}

@@ -12,7 +12,9 @@ use slipway_sandbox::{
     Access, Mount, PlainRunner, SandboxRunner, SandboxSettings, Spawned, StepEnd, StepRunner,
     StepSpec,
 };
-use slipway_store::{ArtifactRow, BuildStatus, Candidate, LogTotals, NewRun, RunStatus, Store};
+use slipway_store::{
+    ArtifactRow, BuildStatus, Candidate, LogTotals, NewRun, RunOrigin, RunStatus, Store,
+};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -20,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::artifacts;
 use crate::error::{EngineError, io_err};
-use crate::events::Event;
+use crate::events::{Event, RunEvent};
 use crate::logs::BuildLog;
 use crate::native;
 use crate::secrets;
@@ -75,51 +77,102 @@ pub(crate) struct Ctx {
     pub(crate) run_id: i64,
     pub(crate) opts: RunOptions,
     pub(crate) cancel: CancellationToken,
-    pub(crate) events: Option<UnboundedSender<Event>>,
+    pub(crate) events: Option<UnboundedSender<RunEvent>>,
     /// The sandbox, or why there is none on this host (then only `sandbox = false` builds run).
     pub(crate) sandbox: Result<SandboxRunner, String>,
     pub(crate) plain: PlainRunner,
 }
 
 impl Ctx {
-    fn emit(&self, e: Event) {
+    fn emit(&self, event: Event) {
         if let Some(tx) = &self.events {
-            let _ = tx.send(e);
+            let _ = tx.send(RunEvent {
+                run_id: self.run_id,
+                event,
+            });
         }
     }
 }
 
-/// Executes `prepared` and records everything in `store`. Returns once the run has a final
-/// status; `Err` only when the state itself cannot be written.
+/// Records `prepared` as a run owned by this process and executes it (the one-shot CLI).
+/// Returns once the run has a final status; `Err` only when the state itself cannot be written.
 pub async fn execute(
     config: Arc<Config>,
     store: Arc<Store>,
     prepared: Prepared,
     opts: RunOptions,
     cancel: CancellationToken,
-    events: Option<UnboundedSender<Event>>,
+    events: Option<UnboundedSender<RunEvent>>,
 ) -> Result<RunOutcome, EngineError> {
-    let plan = Arc::new(prepared.plan);
-    let names: Vec<(String, Vec<String>)> = plan
-        .builds
+    let run_id = store
+        .create_run(&new_run(&prepared), &build_names(&prepared.plan))
+        .await?;
+    execute_run(config, store, run_id, prepared, opts, cancel, events).await
+}
+
+/// Records `prepared` as a `queued` run for a dispatcher to claim and execute later.
+pub async fn enqueue(
+    store: &Store,
+    prepared: &Prepared,
+    origin: &RunOrigin,
+) -> Result<i64, EngineError> {
+    Ok(store
+        .enqueue_run(&new_run(prepared), &build_names(&prepared.plan), origin)
+        .await?)
+}
+
+/// Queues the run of a continuous instance's new head, once per head however often it is
+/// seen (restarts, racing pollers). `None`: that head already has its run.
+pub async fn enqueue_head(
+    store: &Store,
+    prepared: &Prepared,
+    origin: &RunOrigin,
+) -> Result<Option<i64>, EngineError> {
+    Ok(store
+        .enqueue_for_head(
+            &new_run(prepared),
+            &build_names(&prepared.plan),
+            origin,
+            &prepared.commit,
+        )
+        .await?)
+}
+
+fn new_run(prepared: &Prepared) -> NewRun<'_> {
+    let plan = &prepared.plan;
+    NewRun {
+        instance: &plan.instance,
+        project: &plan.project,
+        job: &plan.job,
+        milestone: plan.milestone,
+        channel: &plan.channel,
+        branch: &plan.branch,
+        commit: Some(&prepared.commit),
+        flow: plan.flow.as_str(),
+    }
+}
+
+fn build_names(plan: &Plan) -> Vec<(String, Vec<String>)> {
+    plan.builds
         .iter()
         .map(|b| (b.name.clone(), b.needs.clone()))
-        .collect();
-    let run_id = store
-        .create_run(
-            &NewRun {
-                instance: &plan.instance,
-                project: &plan.project,
-                job: &plan.job,
-                milestone: plan.milestone,
-                channel: &plan.channel,
-                branch: &plan.branch,
-                commit: Some(&prepared.commit),
-                flow: plan.flow.as_str(),
-            },
-            &names,
-        )
-        .await?;
+        .collect()
+}
+
+/// Executes run `run_id` (already recorded and owned by this process) as `prepared` plans it,
+/// recording everything in `store`. Returns once the run has a final status; `Err` only when
+/// the state itself cannot be written.
+pub async fn execute_run(
+    config: Arc<Config>,
+    store: Arc<Store>,
+    run_id: i64,
+    prepared: Prepared,
+    opts: RunOptions,
+    cancel: CancellationToken,
+    events: Option<UnboundedSender<RunEvent>>,
+) -> Result<RunOutcome, EngineError> {
+    let plan = Arc::new(prepared.plan);
+    let names = build_names(&plan);
     let ctx = Arc::new(Ctx {
         config: config.clone(),
         store: store.clone(),
@@ -141,9 +194,21 @@ pub async fn execute(
 
     let run_dir = store.run_dir(run_id);
     let src = run_dir.join("src");
-    let exported = std::fs::create_dir_all(&src)
-        .map_err(io_err(&src))
-        .and_then(|_| prepared.source.export(&prepared.commit, &src));
+    // A git export can take seconds; it must not hold a runtime thread the API also needs.
+    let exported = {
+        let (source, commit, src) = (
+            prepared.source.clone(),
+            prepared.commit.clone(),
+            src.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&src)
+                .map_err(io_err(&src))
+                .and_then(|_| source.export(&commit, &src))
+        })
+        .await
+        .unwrap_or_else(|e| Err(EngineError::Internal(format!("checkout task: {e}"))))
+    };
     let (status, error) = match exported {
         Err(e) => (
             RunStatus::Failure,

@@ -19,8 +19,10 @@ mod source;
 mod workspace;
 
 pub use error::EngineError;
-pub use events::Event;
-pub use executor::{BuildOutcome, RunOptions, RunOutcome, execute};
+pub use events::{Event, RunEvent};
+pub use executor::{
+    BuildOutcome, RunOptions, RunOutcome, enqueue, enqueue_head, execute, execute_run,
+};
 pub use junit::read_junit;
 pub use lxd_test::reap_leftovers as reap_lxd_leftovers;
 pub use secrets::check_secrets;

@@ -123,7 +123,7 @@ impl Store {
         .map(|r| RunInfo {
             id: r.get(0),
             instance: r.get(1),
-            running: r.get::<String, _>(2) == "running",
+            running: matches!(r.get::<String, _>(2).as_str(), "running" | "queued"),
             created_at: r.get(3),
             pruned: r.get(4),
             published: r.get(5),
@@ -266,7 +266,7 @@ impl Store {
             .await
             .map_err(db)?;
         }
-        sqlx::query("UPDATE runs SET pruned_at = ? WHERE id IN (SELECT value FROM json_each(?)) AND status != 'running'")
+        sqlx::query("UPDATE runs SET pruned_at = ? WHERE id IN (SELECT value FROM json_each(?)) AND status NOT IN ('running', 'queued')")
             .bind(&now)
             .bind(&pruned)
             .execute(&mut *tx)
@@ -278,7 +278,7 @@ impl Store {
             .await
             .map_err(db)?;
         sqlx::query(
-            "DELETE FROM runs WHERE id IN (SELECT value FROM json_each(?)) AND status != 'running'",
+            "DELETE FROM runs WHERE id IN (SELECT value FROM json_each(?)) AND status NOT IN ('running', 'queued')",
         )
         .bind(&deleted)
         .execute(&mut *tx)

@@ -67,7 +67,13 @@ pub struct RunRow {
     pub status: RunStatus,
     pub error: Option<String>,
     pub created_at: String,
+    pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// What asked for the run: `continuous`, `manual`, `retry`, `cli` (older runs: none).
+    pub trigger: Option<String>,
+    pub requested_by: Option<String>,
+    /// The interrupted run this one repeats.
+    pub retry_of: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -256,44 +262,16 @@ impl Store {
         Ok(recovered)
     }
 
-    /// Creates a run owned by this process, with its builds `pending`.
+    /// Creates a run owned by this process, with its builds `pending` (the one-shot CLI).
     pub async fn create_run(
         &self,
         run: &NewRun<'_>,
         builds: &[(String, Vec<String>)],
     ) -> Result<i64, StoreError> {
-        let (pid, start) = owner::current();
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        let id: i64 = sqlx::query(
-            "INSERT INTO runs (instance, project, job, milestone, channel, branch, commit_sha, flow, status, owner_pid, owner_start, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?) RETURNING id",
-        )
-        .bind(run.instance)
-        .bind(run.project)
-        .bind(run.job)
-        .bind(run.milestone as i64)
-        .bind(run.channel)
-        .bind(run.branch)
-        .bind(run.commit)
-        .bind(run.flow)
-        .bind(pid)
-        .bind(start)
-        .bind(now())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| self.err(e))?
-        .get(0);
-        for (position, (name, needs)) in builds.iter().enumerate() {
-            let needs = serde_json::to_string(needs).unwrap_or_else(|_| "[]".into());
-            sqlx::query("INSERT INTO builds (run_id, name, position, needs, status) VALUES (?, ?, ?, ?, 'pending')")
-                .bind(id)
-                .bind(name)
-                .bind(position as i64)
-                .bind(needs)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.err(e))?;
-        }
+        let id = insert_run(&mut tx, run, builds, &RunOrigin::cli(), true)
+            .await
+            .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
         Ok(id)
     }
@@ -630,9 +608,9 @@ fn log_query<'q>(run_id: i64, build: &'q str, log: &LogTotals<'_>) -> Query<'q> 
         .bind(log.dropped_bytes.map(|b| b as i64))
 }
 
-const RUN_SELECT: &str = "SELECT id, instance, project, job, milestone, channel, branch, commit_sha, flow, status, error, created_at, finished_at FROM runs";
+pub(crate) const RUN_SELECT: &str = "SELECT id, instance, project, job, milestone, channel, branch, commit_sha, flow, status, error, created_at, finished_at, started_at, trigger, requested_by, retry_of FROM runs";
 
-fn run_row(r: &sqlx::sqlite::SqliteRow) -> Result<RunRow, StoreError> {
+pub(crate) fn run_row(r: &sqlx::sqlite::SqliteRow) -> Result<RunRow, StoreError> {
     Ok(RunRow {
         run_id: r.get(0),
         instance: r.get(1),
@@ -647,6 +625,10 @@ fn run_row(r: &sqlx::sqlite::SqliteRow) -> Result<RunRow, StoreError> {
         error: r.get(10),
         created_at: r.get(11),
         finished_at: r.get(12),
+        started_at: r.get(13),
+        trigger: r.get(14),
+        requested_by: r.get(15),
+        retry_of: r.get(16),
     })
 }
 
@@ -795,4 +777,70 @@ mod tests {
             RunStatus::Success
         );
     }
+}
+
+/// Who or what asked for a run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOrigin {
+    /// `continuous`, `manual`, `retry`, `cli`.
+    pub trigger: String,
+    pub requested_by: Option<String>,
+    pub retry_of: Option<i64>,
+}
+
+impl RunOrigin {
+    pub fn cli() -> RunOrigin {
+        RunOrigin {
+            trigger: "cli".into(),
+            requested_by: None,
+            retry_of: None,
+        }
+    }
+}
+
+/// Inserts a run with its builds `pending`: `running` and owned by this process when `claim`,
+/// else `queued` with no owner (a dispatcher claims it later).
+pub(crate) async fn insert_run(
+    tx: &mut sqlx::SqliteConnection,
+    run: &NewRun<'_>,
+    builds: &[(String, Vec<String>)],
+    origin: &RunOrigin,
+    claim: bool,
+) -> Result<i64, sqlx::Error> {
+    let (pid, start) = owner::current();
+    let ts = now();
+    let id: i64 = sqlx::query(
+        "INSERT INTO runs (instance, project, job, milestone, channel, branch, commit_sha, flow, status, owner_pid, owner_start, created_at, started_at, trigger, requested_by, retry_of)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(run.instance)
+    .bind(run.project)
+    .bind(run.job)
+    .bind(run.milestone as i64)
+    .bind(run.channel)
+    .bind(run.branch)
+    .bind(run.commit)
+    .bind(run.flow)
+    .bind(if claim { "running" } else { "queued" })
+    .bind(claim.then_some(pid))
+    .bind(claim.then_some(start))
+    .bind(&ts)
+    .bind(claim.then_some(&ts))
+    .bind(&origin.trigger)
+    .bind(origin.requested_by.as_deref())
+    .bind(origin.retry_of)
+    .fetch_one(&mut *tx)
+    .await?
+    .get(0);
+    for (position, (name, needs)) in builds.iter().enumerate() {
+        let needs = serde_json::to_string(needs).unwrap_or_else(|_| "[]".into());
+        sqlx::query("INSERT INTO builds (run_id, name, position, needs, status) VALUES (?, ?, ?, ?, 'pending')")
+            .bind(id)
+            .bind(name)
+            .bind(position as i64)
+            .bind(needs)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(id)
 }

@@ -34,6 +34,7 @@ macro_rules! string_enum {
 }
 
 string_enum!(RunStatus {
+    Queued => "queued",
     Running => "running",
     Success => "success",
     Failure => "failure",
@@ -53,7 +54,7 @@ string_enum!(BuildStatus {
 
 impl RunStatus {
     pub fn is_finished(self) -> bool {
-        !matches!(self, RunStatus::Running)
+        !matches!(self, RunStatus::Queued | RunStatus::Running)
     }
 }
 

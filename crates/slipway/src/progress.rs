@@ -4,14 +4,14 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use slipway_engine::Event;
+use slipway_engine::{Event, RunEvent};
 use slipway_store::BuildStatus;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-pub async fn show(mut rx: UnboundedReceiver<Event>, live: bool) {
+pub async fn show(mut rx: UnboundedReceiver<RunEvent>, live: bool) {
     if !live {
-        while let Some(e) = rx.recv().await {
-            if let Some(line) = plain(&e) {
+        while let Some(RunEvent { event, .. }) = rx.recv().await {
+            if let Some(line) = plain(&event) {
                 eprintln!("{} {line}", chrono::Utc::now().format("%H:%M:%S"));
             }
         }
@@ -21,8 +21,8 @@ pub async fn show(mut rx: UnboundedReceiver<Event>, live: bool) {
     let style = ProgressStyle::with_template("{spinner} {prefix:<24} {elapsed:>4} {wide_msg}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
     let mut bars: HashMap<String, ProgressBar> = HashMap::new();
-    while let Some(e) = rx.recv().await {
-        match e {
+    while let Some(RunEvent { event, .. }) = rx.recv().await {
+        match event {
             Event::RunStarted { run_id, builds } => {
                 let _ = multi.println(format!("run {run_id}: {} builds", builds.len()));
             }
