@@ -1,0 +1,1 @@
+//! Server-rendered HTML pages: the home matrix, a run page, a release page per milestone.
