@@ -44,6 +44,14 @@ pub struct AuditReport {
 }
 
 impl AuditReport {
+    /// Every finding as one line: the unfinished promotion first, then each bucket's.
+    pub fn finding_lines(&self) -> Vec<String> {
+        self.promotion_line()
+            .into_iter()
+            .chain(self.buckets.iter().flat_map(|b| b.lines()))
+            .collect()
+    }
+
     /// The finding about an unfinished promotion, as one line.
     pub fn promotion_line(&self) -> Option<String> {
         self.unfinished_promotion.as_ref().map(|p| {

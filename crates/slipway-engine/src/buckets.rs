@@ -29,7 +29,7 @@ pub(crate) fn open(config: &Config, name: &str, log: Option<&BuildLog>) -> Resul
     };
     let bytes = match log {
         Some(log) => crate::secrets::read(config, secret, log)?,
-        None => crate::secrets::read_quiet(config, secret)?,
+        None => crate::secrets::read_secret(config, secret)?,
     };
     let text = String::from_utf8(bytes).map_err(|_| format!("secret '{secret}' is not text"))?;
     let bad = |e: String| format!("secret '{secret}': {e}");

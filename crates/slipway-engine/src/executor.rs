@@ -593,6 +593,22 @@ async fn record_junit(
 
 /// A folder that persists between runs for one build of one project (e.g. a debootstrap base).
 /// Untrusted runs get their own, so presubmit code cannot poison what trusted runs reuse.
+/// Takes the cache folder's lock (waiting for a build of another run that holds it).
+async fn lock_cache(
+    cache: &std::path::Path,
+    log: &BuildLog,
+) -> Result<slipway_publish::FolderLock, (BuildStatus, String)> {
+    let dir = cache.to_path_buf();
+    if let Ok(Some(lock)) = slipway_publish::FolderLock::try_take(&dir) {
+        return Ok(lock);
+    }
+    log.info("waiting for this build's cache: another run's build is using it");
+    tokio::task::spawn_blocking(move || slipway_publish::FolderLock::take(&dir))
+        .await
+        .map_err(|e| fail(format!("cache lock task: {e}")))?
+        .map_err(|e| fail(format!("cannot lock the build cache: {e}")))
+}
+
 fn build_cache(ctx: &Ctx, build: &PlannedBuild) -> String {
     let trust = if ctx.plan.untrusted {
         "untrusted"
@@ -715,7 +731,10 @@ async fn run_steps(
         mount(&ws.tmp, Access::ReadWrite),
         mount(&ws.inputs, Access::ReadOnly),
     ];
+    // Runs of several milestones share a build's cache: one build writes it at a time.
+    let mut _cache_lock = None;
     if let Some(cache) = cache.filter(|c| c.is_dir()) {
+        _cache_lock = Some(lock_cache(&cache, log).await?);
         mounts.push(mount(&cache, Access::ReadWrite));
     }
     if env.contains_key("SLIPWAY_SECRETS") {

@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod executor;
 mod junit;
+mod log_follow;
 mod logs;
 mod lxd_test;
 mod native;
@@ -24,8 +25,9 @@ pub use executor::{
     BuildOutcome, RunOptions, RunOutcome, enqueue, enqueue_head, execute, execute_run,
 };
 pub use junit::read_junit;
+pub use log_follow::{LogChunk, LogFollower};
 pub use lxd_test::reap_leftovers as reap_lxd_leftovers;
-pub use secrets::check_secrets;
+pub use secrets::{check_secrets, read_secret};
 pub use slipway_sandbox::cgroup::reap_orphans;
-pub use source::{Prepared, Source, load_builds_at, load_plan};
+pub use source::{Prepared, Source, load_builds_at, load_plan, plan_at};
 pub use workspace::remove_run_workspaces;

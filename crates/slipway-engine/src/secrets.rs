@@ -64,13 +64,13 @@ pub(crate) fn materialize(
 
 /// A secret's value, registered for masking in `log` before it is returned.
 pub(crate) fn read(config: &Config, name: &str, log: &BuildLog) -> Result<Vec<u8>, String> {
-    let value = read_quiet(config, name)?;
+    let value = read_secret(config, name)?;
     log.redact(&String::from_utf8_lossy(&value));
     Ok(value)
 }
 
 /// A secret's value, for the operator's own commands (no build log to mask).
-pub(crate) fn read_quiet(config: &Config, name: &str) -> Result<Vec<u8>, String> {
+pub fn read_secret(config: &Config, name: &str) -> Result<Vec<u8>, String> {
     let secret = config
         .secrets
         .get(name)
@@ -189,7 +189,7 @@ mod tests {
         );
         assert!(errs.iter().all(|e| !e.contains("value-never-shown")));
         // What validate refuses, a build never reads either.
-        assert!(read_quiet(&c, "c-open").unwrap_err().contains("chmod 600"));
-        assert_eq!(read_quiet(&c, "a-ok").unwrap(), b"value-never-shown\n");
+        assert!(read_secret(&c, "c-open").unwrap_err().contains("chmod 600"));
+        assert_eq!(read_secret(&c, "a-ok").unwrap(), b"value-never-shown\n");
     }
 }

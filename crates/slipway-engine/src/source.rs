@@ -243,13 +243,25 @@ pub fn load_plan(
         Some(rev) => source.resolve(rev)?,
         None => source.branch_head(&row.branch)?,
     };
-    let builds = load_builds_at(config, &source, &commit)?;
+    plan_at(config, &source, job, milestone, &commit)
+}
+
+/// Plans `job` on `milestone` at `commit` (a full sha already in `source`), reading the builds
+/// file at that commit.
+pub fn plan_at(
+    config: &Config,
+    source: &Source,
+    job: &str,
+    milestone: u32,
+    commit: &str,
+) -> Result<Prepared, EngineError> {
+    let builds = load_builds_at(config, source, commit)?;
     let plan = plan(config, &builds, job, milestone)?;
-    let commit_time = source.commit_time(&commit)?;
+    let commit_time = source.commit_time(commit)?;
     Ok(Prepared {
         plan,
-        commit,
+        commit: commit.to_string(),
         commit_time,
-        source,
+        source: source.clone(),
     })
 }

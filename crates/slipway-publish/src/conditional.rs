@@ -29,11 +29,12 @@ impl ObjectVersion {
     }
 }
 
-/// Holds `flock(LOCK_EX)` on a folder until dropped.
-struct FolderLock(std::fs::File);
+/// Holds `flock(LOCK_EX)` on a folder until dropped: one holder at a time across threads and
+/// processes of this host. Blocks until it has the lock.
+pub struct FolderLock(std::fs::File);
 
 impl FolderLock {
-    fn take(dir: &Path) -> std::io::Result<FolderLock> {
+    pub fn take(dir: &Path) -> std::io::Result<FolderLock> {
         std::fs::create_dir_all(dir)?;
         let f = std::fs::File::open(dir)?;
         loop {
@@ -45,6 +46,24 @@ impl FolderLock {
             if e.kind() != std::io::ErrorKind::Interrupted {
                 return Err(e);
             }
+        }
+    }
+}
+
+impl FolderLock {
+    /// The lock if it is free now, `None` if someone holds it.
+    pub fn try_take(dir: &Path) -> std::io::Result<Option<FolderLock>> {
+        std::fs::create_dir_all(dir)?;
+        let f = std::fs::File::open(dir)?;
+        // SAFETY: flock(2) on a descriptor this function owns; no memory is shared.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(Some(FolderLock(f)));
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            Ok(None)
+        } else {
+            Err(e)
         }
     }
 }

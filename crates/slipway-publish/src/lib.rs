@@ -11,7 +11,7 @@ mod publish;
 mod streams;
 
 pub use bucket::{Auth, Bucket, BucketSpec, Credentials, PublishError, ServiceAccountKey};
-pub use conditional::ObjectVersion;
+pub use conditional::{FolderLock, ObjectVersion};
 pub use order::{publish_rank, sort_for_publish};
 pub use publish::{
     MANIFEST, ObjectEntry, PublishOptions, PublishReport, Source, join, publish_dir, read_manifest,

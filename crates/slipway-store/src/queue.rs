@@ -135,6 +135,20 @@ impl Store {
         Ok(claimed == 1)
     }
 
+    /// Puts a run this process claimed but did not start back in the queue.
+    pub async fn unclaim_run(&self, run_id: i64) -> Result<(), StoreError> {
+        let (pid, _) = owner::current();
+        sqlx::query(
+            "UPDATE runs SET status = 'queued', owner_pid = NULL, owner_start = NULL, started_at = NULL WHERE id = ? AND status = 'running' AND owner_pid = ?",
+        )
+        .bind(run_id)
+        .bind(pid)
+        .execute(self.pool())
+        .await
+        .map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+
     /// Cancels a run that has not started. `false` if it is not queued (any more).
     pub async fn cancel_queued(&self, run_id: i64, why: &str) -> Result<bool, StoreError> {
         let db = |e| self.db_err(e);
@@ -219,6 +233,16 @@ impl Store {
         .await
         .map_err(|e| self.db_err(e))?;
         rows.iter().map(run_row).collect()
+    }
+
+    /// A path an artifact with this sha256 was collected under, if any run has one.
+    pub async fn artifact_name(&self, sha256: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT path FROM artifacts WHERE sha256 = ? LIMIT 1")
+            .bind(sha256)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(row.map(|r| r.get(0)))
     }
 
     /// How many runs are in each status, for metrics.

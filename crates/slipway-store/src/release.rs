@@ -17,7 +17,7 @@ pub struct PublishedObject {
     pub size: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Candidate {
     pub id: i64,
     pub project: String,
@@ -29,7 +29,7 @@ pub struct Candidate {
     pub created_at: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Release {
     pub id: i64,
     pub project: String,

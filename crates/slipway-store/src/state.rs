@@ -53,7 +53,7 @@ pub struct NewRun<'a> {
     pub flow: &'a str,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunRow {
     pub run_id: i64,
     pub instance: String,
@@ -76,7 +76,7 @@ pub struct RunRow {
     pub retry_of: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BuildRow {
     pub name: String,
     pub needs: Vec<String>,
@@ -89,7 +89,7 @@ pub struct BuildRow {
     pub log_dropped_bytes: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StepRow {
     pub idx: i64,
     pub command: String,
@@ -99,7 +99,7 @@ pub struct StepRow {
     pub finished_at: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ArtifactRow {
     pub path: String,
     pub sha256: String,

@@ -49,6 +49,39 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the service: continuous triggers for every active milestone, the API and the
+    /// dashboard, until SIGTERM or Ctrl-C.
+    Serve {
+        /// Address and port to listen on (default: `[server] listen`, else 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Serve the example project in this folder (written there first if missing), with its
+        /// data dir inside it.
+        #[arg(long, value_name = "DIR")]
+        example: Option<PathBuf>,
+    },
+    /// Queue a run of a job on a running server (token from SLIPWAY_TOKEN).
+    Trigger {
+        job: String,
+        #[arg(long)]
+        milestone: u32,
+        /// A commit, tag or branch (default: the milestone branch's head).
+        #[arg(long)]
+        commit: Option<String>,
+        #[arg(long, env = "SLIPWAY_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// Wait for the run to end; exit 0 only if it succeeded.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a run on a running server (token from SLIPWAY_TOKEN).
+    Cancel {
+        run: i64,
+        #[arg(long, env = "SLIPWAY_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+    },
     /// List recent runs.
     Runs {
         #[arg(long, default_value_t = 20)]

@@ -3,7 +3,7 @@
 //! public keyring the product's cros-apt-config package ships (as the original flow did).
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -119,7 +119,26 @@ fn generate_key(var: &Path, keyring_in_repo: &Path) -> Result<()> {
     fs::rename(keys_dir.join("keyring.gpg"), keys_dir.join("cros-apt.gpg"))?;
     fs::rename(keys_dir.join("keyring.asc"), keys_dir.join("cros-apt.asc"))?;
     let public = fs::read(keys_dir.join("cros-apt.gpg"))?;
-    write_file(keyring_in_repo, &public, false)
+    write_file(keyring_in_repo, &public, false)?;
+    write_dashboard_token(&secrets.join("dashboard-token"))
+}
+
+/// A fresh random token for the example's dashboard login, private like every secret.
+fn write_dashboard_token(path: &Path) -> Result<()> {
+    use std::io::{Read, Write};
+    let mut bytes = [0u8; 24];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("cannot read /dev/urandom for the dashboard token")?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(format!("{token}\n").as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The product repository: `main` with the sources, and a release branch per other row whose

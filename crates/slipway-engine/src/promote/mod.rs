@@ -74,7 +74,8 @@ struct Target {
     files: Arc<BTreeMap<String, PathBuf>>,
 }
 
-fn who() -> String {
+/// The person running this process, `user@host`: who a CLI promotion is recorded as.
+pub fn local_actor() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .ok()
@@ -303,10 +304,11 @@ pub async fn promote(
     candidate_id: Option<i64>,
     kind: &str,
     interrupted: Interrupted,
+    by: &str,
 ) -> Result<PromoteOutcome, PromoteError> {
-    let finished = finish_interrupted(config, store, milestone, interrupted).await?;
+    let finished = finish_interrupted(config, store, milestone, interrupted, by).await?;
     let candidate = choose_candidate(store, &config.project.name, milestone, candidate_id).await?;
-    start(config, store, candidate, kind, finished).await
+    start(config, store, candidate, kind, finished, by).await
 }
 
 /// Re-promotes the release before the current one of `milestone`, after finishing an
@@ -316,8 +318,9 @@ pub async fn rollback(
     store: &Store,
     milestone: u32,
     interrupted: Interrupted,
+    by: &str,
 ) -> Result<PromoteOutcome, PromoteError> {
-    let finished = finish_interrupted(config, store, milestone, interrupted).await?;
+    let finished = finish_interrupted(config, store, milestone, interrupted, by).await?;
     let releases = store.releases(&config.project.name, milestone).await?;
     let current = releases
         .first()
@@ -338,7 +341,7 @@ pub async fn rollback(
         Some(previous.candidate_id),
     )
     .await?;
-    start(config, store, candidate, "rollback", finished).await
+    start(config, store, candidate, "rollback", finished, by).await
 }
 
 async fn start(
@@ -347,17 +350,18 @@ async fn start(
     candidate: Candidate,
     kind: &str,
     finished: Option<PromoteOutcome>,
+    by: &str,
 ) -> Result<PromoteOutcome, PromoteError> {
     // Finishing the interrupted operation already made this candidate live.
     if let Some(f) = finished {
         if f.candidate.id == candidate.id {
             return Ok(f);
         }
-        let mut outcome = start_new(config, store, candidate, kind).await?;
+        let mut outcome = start_new(config, store, candidate, kind, by).await?;
         outcome.finished_first = Some(Box::new(f));
         return Ok(outcome);
     }
-    start_new(config, store, candidate, kind).await
+    start_new(config, store, candidate, kind, by).await
 }
 
 async fn start_new(
@@ -365,9 +369,10 @@ async fn start_new(
     store: &Store,
     candidate: Candidate,
     kind: &str,
+    by: &str,
 ) -> Result<PromoteOutcome, PromoteError> {
     let targets = prepare(config, store, &candidate).await?;
-    let op = match store.begin_promotion(&candidate, kind, &who()).await? {
+    let op = match store.begin_promotion(&candidate, kind, by).await? {
         Begin::Started(op) => op,
         Begin::Busy(p) => return Err(busy(&p)),
     };
@@ -381,6 +386,7 @@ async fn finish_interrupted(
     store: &Store,
     milestone: u32,
     interrupted: Interrupted,
+    by: &str,
 ) -> Result<Option<PromoteOutcome>, PromoteError> {
     let Some(p) = store
         .unfinished_promotion(&config.project.name, milestone)
@@ -408,7 +414,7 @@ async fn finish_interrupted(
             "abandoning an interrupted promotion"
         );
         store
-            .cancel_promotion(&mine, &format!("abandoned by {}", who()))
+            .cancel_promotion(&mine, &format!("abandoned by {by}"))
             .await?;
         return Ok(None);
     }

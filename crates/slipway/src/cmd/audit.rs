@@ -32,7 +32,7 @@ pub async fn audit(
 }
 
 fn print_text(report: &AuditReport) {
-    if let Some(line) = report.promotion_line() {
+    for line in report.finding_lines() {
         println!("{line}");
     }
     if report.buckets.is_empty() && !report.drift {
@@ -41,9 +41,6 @@ fn print_text(report: &AuditReport) {
             report.milestone
         );
         return;
-    }
-    for line in report.buckets.iter().flat_map(|b| b.lines()) {
-        println!("{line}");
     }
     let findings: usize = report
         .buckets

@@ -1,6 +1,6 @@
 //! Reading recorded state: runs, one run, logs, artifacts.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Component, Path};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -126,25 +126,17 @@ pub async fn logs(data_dir: &Path, run_id: i64, build: &str, follow: bool) -> Re
             names.join(", ")
         );
     }
-    let path = store.log_path(run_id, build);
     let mut out = std::io::stdout().lock();
-    let mut offset = 0u64;
+    let mut follower = slipway_engine::LogFollower::new(run_id, build);
     loop {
-        let done = store
-            .build_status(run_id, build)
-            .await?
-            .is_none_or(|s| s.is_finished());
-        if let Ok(mut f) = std::fs::File::open(&path) {
-            f.seek(SeekFrom::Start(offset))?;
-            let mut buf = Vec::new();
-            f.read_to_end(&mut buf)?;
-            offset += buf.len() as u64;
-            out.write_all(&buf)?;
+        let chunk = follower.next(&store).await?;
+        let done = chunk.ended.is_some();
+        if chunk.exists {
+            out.write_all(&chunk.bytes)?;
             out.flush()?;
         } else if !follow || done {
             bail!("build '{build}' of run {run_id} has no log (it did not start)");
         }
-        // Status is read before the file, so the final read after `done` sees every line.
         if !follow || done {
             return Ok(ExitCode::SUCCESS);
         }

@@ -1,11 +1,13 @@
 mod apt;
 mod audit;
+mod client;
 mod doctor;
 mod gc;
 mod inspect;
 mod plan;
 mod release;
 mod run;
+mod serve;
 mod validate;
 
 use std::process::ExitCode;
@@ -50,6 +52,18 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             )
             .await
         }
+        Command::Serve { listen, example } => {
+            serve::serve(&config, &data_dir, listen, example).await
+        }
+        Command::Trigger {
+            job,
+            milestone,
+            commit,
+            server,
+            wait,
+            json,
+        } => client::trigger(&server, &job, milestone, commit, wait, json).await,
+        Command::Cancel { run, server } => client::cancel(&server, run).await,
         Command::Runs { limit, json } => inspect::runs(&data_dir, limit, json).await,
         Command::Show { run, json } => inspect::show(&data_dir, run, json).await,
         Command::Logs { run, build, follow } => inspect::logs(&data_dir, run, &build, follow).await,

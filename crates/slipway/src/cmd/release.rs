@@ -122,6 +122,7 @@ pub async fn promote(
         candidate,
         "promote",
         interrupted,
+        &promote::local_actor(),
     )
     .await?;
     report(&outcome, json)
@@ -137,7 +138,14 @@ pub async fn rollback(
     let data_dir = absolute(data_dir)?;
     let config = load_config_to_act(config_path, &data_dir)?;
     let store = open_store(&data_dir).await?;
-    let outcome = promote::rollback(&config, &store, milestone, interrupted).await?;
+    let outcome = promote::rollback(
+        &config,
+        &store,
+        milestone,
+        interrupted,
+        &promote::local_actor(),
+    )
+    .await?;
     report(&outcome, json)
 }
 

@@ -1,0 +1,98 @@
+//! API v1 (JSON) and the service endpoints. The OpenAPI document is generated from the
+//! handlers' annotations (`utoipa`) and served at `/api/v1/openapi.json`.
+
+pub mod logs;
+pub mod releases;
+pub mod runs;
+pub mod system;
+
+use axum::Json;
+use axum::Router;
+use axum::routing::{get, post};
+use utoipa::OpenApi;
+
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Slipway API",
+        version = "1",
+        description = "Runs, logs, artifacts, candidates, releases of a Slipway server. Mutating endpoints need `Authorization: Bearer <token>` with the role each names."
+    ),
+    paths(
+        system::healthz,
+        system::metrics,
+        system::poll,
+        system::reload,
+        runs::list,
+        runs::create,
+        runs::show,
+        runs::cancel,
+        runs::branches,
+        runs::artifact,
+        logs::text,
+        logs::stream,
+        releases::candidates,
+        releases::releases,
+        releases::promote,
+        releases::rollback,
+        releases::latest_audit,
+    ),
+    components(schemas(
+        crate::error::ErrorBody,
+        runs::TriggerRequest,
+        runs::Queued,
+        runs::RunDetail,
+        runs::BuildDetail,
+        runs::CancelResult,
+        runs::BranchRowView,
+        releases::PromoteRequest,
+        releases::RollbackRequest,
+        system::Health,
+        system::Reloaded,
+        crate::trigger::PollReport,
+        crate::state::PollStatus,
+        crate::state::AuditSnapshot,
+        slipway_store::RunRow,
+        slipway_store::BuildRow,
+        slipway_store::ArtifactRow,
+        slipway_store::Candidate,
+        slipway_store::Release,
+        slipway_store::RunStatus,
+        slipway_store::BuildStatus,
+    ))
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(system::healthz))
+        .route("/metrics", get(system::metrics))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/poll", post(system::poll))
+        .route("/api/v1/reload", post(system::reload))
+        .route("/api/v1/branches", get(runs::branches))
+        .route("/api/v1/runs", get(runs::list))
+        .route("/api/v1/jobs/{job}/runs", post(runs::create))
+        .route("/api/v1/runs/{id}", get(runs::show))
+        .route("/api/v1/runs/{id}/cancel", post(runs::cancel))
+        .route("/api/v1/runs/{id}/builds/{build}/log", get(logs::text))
+        .route(
+            "/api/v1/runs/{id}/builds/{build}/log/stream",
+            get(logs::stream),
+        )
+        .route("/api/v1/artifacts/{sha256}", get(runs::artifact))
+        .route(
+            "/api/v1/milestones/{m}/candidates",
+            get(releases::candidates),
+        )
+        .route("/api/v1/milestones/{m}/releases", get(releases::releases))
+        .route("/api/v1/milestones/{m}/promote", post(releases::promote))
+        .route("/api/v1/milestones/{m}/rollback", post(releases::rollback))
+        .route("/api/v1/milestones/{m}/audit", get(releases::latest_audit))
+}
