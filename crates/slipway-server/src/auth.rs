@@ -82,6 +82,11 @@ impl Tokens {
         found
     }
 
+    /// The caller a token value belongs to, if any.
+    pub fn caller_for(&self, token: &str) -> Option<Caller> {
+        self.identify(token.as_bytes())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.tokens.is_empty()
     }

@@ -183,6 +183,30 @@ impl Store {
         Ok(rows.iter().map(candidate_row).collect())
     }
 
+    /// The newest candidate of each milestone of `project` (for overviews: one query).
+    pub async fn latest_candidates(&self, project: &str) -> Result<Vec<Candidate>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{CANDIDATE_SELECT} WHERE id IN (SELECT MAX(id) FROM candidates WHERE project = ? GROUP BY milestone)"
+        ))
+        .bind(project)
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.db_err(e))?;
+        Ok(rows.iter().map(candidate_row).collect())
+    }
+
+    /// The live release of each milestone of `project` (for overviews: one query).
+    pub async fn latest_releases(&self, project: &str) -> Result<Vec<Release>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{RELEASE_SELECT} WHERE id IN (SELECT MAX(id) FROM releases WHERE project = ? GROUP BY milestone)"
+        ))
+        .bind(project)
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| self.db_err(e))?;
+        Ok(rows.iter().map(release_row).collect())
+    }
+
     /// Releases of a milestone, newest first.
     pub async fn releases(
         &self,

@@ -1,0 +1,331 @@
+//! Sample views shaped like the example project (tests and screenshots).
+
+use super::views::*;
+
+pub const NOW: &str = "2026-11-26T12:00:00.000Z";
+pub const JOBS: [&str; 5] = [
+    "continuous",
+    "nightly",
+    "presubmit",
+    "lxd_boot",
+    "publish_docs",
+];
+
+pub fn page(title: &str, role: Option<&str>) -> Page {
+    Page {
+        project: "crostini-guest".into(),
+        title: title.into(),
+        role: role.map(str::to_string),
+        now: NOW.into(),
+    }
+}
+
+/// `minutes` before [`NOW`].
+pub fn at(minutes: i64) -> String {
+    let now = chrono::DateTime::parse_from_rfc3339(NOW).expect("sample time");
+    (now - chrono::Duration::minutes(minutes)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn cell(run_id: i64, status: &str, age: i64) -> RunCell {
+    RunCell {
+        run_id,
+        status: status.into(),
+        commit_short: Some(format!("{:07x}", run_id * 7_919_113 % 0xfff_ffff)),
+        created_at: at(age + 4),
+        finished_at: matches!(status, "success" | "failure" | "cancelled" | "interrupted")
+            .then(|| at(age)),
+    }
+}
+
+pub fn home(milestones: u32) -> HomeView {
+    let statuses = [
+        "success",
+        "success",
+        "running",
+        "failure",
+        "success",
+        "queued",
+        "cancelled",
+        "interrupted",
+    ];
+    let rows = (0..milestones)
+        .map(|i| {
+            let m = 124 - i;
+            let channel = match i {
+                0 => "canary",
+                1 => "dev",
+                2 => "beta",
+                3 => "stable",
+                _ => "ltc",
+            };
+            let cells = (0..JOBS.len())
+                .map(|j| {
+                    let k = i as usize * JOBS.len() + j;
+                    // presubmit runs only on the newest two, docs only on canary
+                    if (j == 2 && i > 1) || (j == 4 && i > 0) {
+                        None
+                    } else {
+                        let id = 5000 - k as i64;
+                        Some(cell(id, statuses[k % statuses.len()], (k as i64) * 17))
+                    }
+                })
+                .collect();
+            HomeRow {
+                channel: channel.into(),
+                milestone: m,
+                branch: if i == 0 {
+                    "main".into()
+                } else {
+                    format!("release-R{m}-16{m}.B")
+                },
+                active: i < 4 || i % 3 == 0,
+                cells,
+                candidate: (i < 6).then(|| CandidateBrief {
+                    id: 900 - i64::from(i) * 3,
+                    digest_short: format!("{:012x}", 0xabcdef123456u64 - u64::from(i)),
+                }),
+                release: (i > 0 && i < 6).then(|| ReleaseBrief {
+                    candidate_id: 900 - i64::from(i) * 3 - i64::from(i % 2),
+                    promoted_at: at(60 * 24 * i64::from(i)),
+                }),
+                drift: i == 3,
+            }
+        })
+        .collect();
+    HomeView {
+        page: page("Release matrix", Some("releaser")),
+        jobs: JOBS.iter().map(|s| s.to_string()).collect(),
+        rows,
+        drift_milestones: if milestones > 3 { vec![121] } else { vec![] },
+        queued: 3,
+        running: 2,
+    }
+}
+
+pub fn runs() -> RunsView {
+    let runs = (0..25)
+        .map(|i: i64| {
+            let status = ["success", "running", "failure", "queued", "cancelled"][i as usize % 5];
+            RunListItem {
+                run_id: 5000 - i,
+                job: JOBS[i as usize % 3].into(),
+                milestone: 124 - (i as u32 % 4),
+                channel: ["canary", "dev", "beta", "stable"][i as usize % 4].into(),
+                branch: if i % 4 == 0 {
+                    "main".into()
+                } else {
+                    format!("release-R{}-16{}.B", 124 - i % 4, 124 - i % 4)
+                },
+                commit_short: (status != "queued").then(|| format!("{:07x}", i * 977_123)),
+                status: status.into(),
+                trigger: Some(["poll", "manual", "retry"][i as usize % 3].into()),
+                created_at: at(i * 13 + 5),
+                finished_at: matches!(status, "success" | "failure" | "cancelled")
+                    .then(|| at(i * 13)),
+                error: (status == "failure")
+                    .then(|| "build 'lxd_container' failed: step 2 exited with status 1".into()),
+            }
+        })
+        .collect();
+    RunsView {
+        page: page("Runs", Some("viewer")),
+        filter_job: None,
+        filter_milestone: None,
+        runs,
+        older_than: Some(4975),
+    }
+}
+
+fn build(
+    name: &str,
+    needs: &[&str],
+    status: &str,
+    start: Option<i64>,
+    end: Option<i64>,
+) -> BuildView {
+    BuildView {
+        name: name.into(),
+        needs: needs.iter().map(|s| s.to_string()).collect(),
+        status: status.into(),
+        error: None,
+        started_at: start.map(at),
+        finished_at: end.map(at),
+        duration: None,
+    }
+}
+
+pub fn run(live: bool) -> RunView {
+    let mut builds = vec![
+        build("guest_tools", &[], "success", Some(12), Some(10)),
+        build("kernel_modules", &[], "success", Some(12), Some(9)),
+        build(
+            "apt_repo",
+            &["guest_tools", "kernel_modules"],
+            "success",
+            Some(9),
+            Some(8),
+        ),
+        build("apt_signer", &["apt_repo"], "success", Some(8), Some(8)),
+        build(
+            "lxd_container",
+            &["apt_signer"],
+            if live { "running" } else { "failure" },
+            Some(7),
+            (!live).then_some(2),
+        ),
+        build(
+            "publish",
+            &["apt_signer", "lxd_container"],
+            if live { "pending" } else { "skipped" },
+            None,
+            None,
+        ),
+    ];
+    if !live {
+        builds[4].error = Some("step 2 (boot test) exited with status 1".into());
+    }
+    builds[0].duration = Some("2m 00s".into());
+    RunView {
+        page: page("Run 4998", Some("trigger")),
+        run: RunSummary {
+            run_id: 4998,
+            instance: "crostini-guest/124/continuous".into(),
+            job: "continuous".into(),
+            milestone: 124,
+            channel: "canary".into(),
+            branch: "main".into(),
+            commit: Some("3f9c2a17be04d5e6f7a8b9c0d1e2f3a4b5c6d7e8".into()),
+            flow: "continuous".into(),
+            status: if live { "running" } else { "failure" }.into(),
+            error: (!live).then(|| "build 'lxd_container' failed".into()),
+            trigger: Some("poll".into()),
+            requested_by: None,
+            retry_of: Some(4990),
+            created_at: at(13),
+            started_at: Some(at(12)),
+            finished_at: (!live).then(|| at(2)),
+        },
+        builds,
+        bypassed: vec![],
+        can_cancel: live,
+        live,
+    }
+}
+
+pub fn untrusted_run() -> RunView {
+    let mut v = run(false);
+    v.run.flow = "presubmit".into();
+    v.run.job = "presubmit".into();
+    v.builds
+        .retain(|b| b.name != "apt_signer" && b.name != "publish");
+    v.builds[3].needs = vec!["apt_repo".into()];
+    v.bypassed = vec![
+        BypassView {
+            build: "apt_signer".into(),
+            inputs_go_to: vec!["apt_repo".into()],
+        },
+        BypassView {
+            build: "publish".into(),
+            inputs_go_to: vec!["apt_repo".into(), "lxd_container".into()],
+        },
+    ];
+    v
+}
+
+/// 64 hex digits that look like a sha256 (splitmix64 of the id).
+fn fake_digest(mut x: u64) -> String {
+    let mut out = String::from("sha256:");
+    for _ in 0..4 {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        out.push_str(&format!("{:016x}", z ^ (z >> 31)));
+    }
+    out
+}
+
+fn candidate(id: i64, live: bool, failing: bool) -> CandidateRow {
+    CandidateRow {
+        id,
+        run_id: id * 5,
+        commit_short: Some(format!("{:07x}", id * 31_337)),
+        digest: fake_digest(id as u64),
+        objects: 40 + id,
+        created_at: at(id * 3),
+        is_live: live,
+        suites: vec![
+            SuiteBrief {
+                name: "lxd-boot".into(),
+                passed: !failing,
+                tests: 12,
+                failures: i64::from(failing) * 2,
+            },
+            SuiteBrief {
+                name: "apt-install".into(),
+                passed: true,
+                tests: 48,
+                failures: 0,
+            },
+        ],
+    }
+}
+
+pub fn release(can_release: bool) -> ReleaseView {
+    let history = vec![
+        ReleaseRow {
+            id: 31,
+            candidate_id: 897,
+            kind: "promote".into(),
+            promoted_by: "alice".into(),
+            promoted_at: at(60 * 26),
+        },
+        ReleaseRow {
+            id: 30,
+            candidate_id: 894,
+            kind: "rollback".into(),
+            promoted_by: "bob".into(),
+            promoted_at: at(60 * 24 * 3),
+        },
+        ReleaseRow {
+            id: 29,
+            candidate_id: 896,
+            kind: "promote".into(),
+            promoted_by: "alice".into(),
+            promoted_at: at(60 * 24 * 4),
+        },
+    ];
+    ReleaseView {
+        page: page(
+            "Milestone 123",
+            Some(if can_release { "releaser" } else { "viewer" }),
+        ),
+        milestone: 123,
+        channel: "dev".into(),
+        branch: "release-R123-16123.B".into(),
+        live: Some(history[0].clone()),
+        candidates: vec![
+            candidate(899, false, false),
+            candidate(898, false, true),
+            candidate(897, true, false),
+            candidate(896, false, false),
+        ],
+        history,
+        audit: Some(AuditView {
+            checked_at: at(8),
+            drift: false,
+            lines: vec![],
+            error: None,
+        }),
+        can_release,
+        unfinished_promotion: None,
+    }
+}
+
+pub fn login() -> LoginView {
+    LoginView {
+        page: page("Log in", None),
+        error: Some("That token is not valid.".into()),
+        next: Some("/milestones/123".into()),
+    }
+}

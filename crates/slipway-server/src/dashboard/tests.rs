@@ -1,0 +1,464 @@
+use super::samples::{self, NOW};
+use super::*;
+
+const HOSTILE: &str = "<script>alert('x')</script>";
+
+fn dash() -> Dashboard {
+    Dashboard::new().expect("templates compile")
+}
+
+fn count(hay: &str, needle: &str) -> usize {
+    hay.matches(needle).count()
+}
+
+/// The only script element is ours, and the hostile text arrived escaped.
+fn assert_escaped(html: &str) {
+    assert_eq!(
+        count(html, "<script"),
+        1,
+        "exactly one <script> (ours):\n{html}"
+    );
+    assert!(html.contains("<script src=\"/static/slipway.js?v="));
+    assert!(!html.contains("alert('x')</script>"));
+    assert!(
+        html.contains("&lt;script&gt;alert("),
+        "escaped text missing:\n{html}"
+    );
+}
+
+#[test]
+fn home_has_a_column_per_job_and_a_row_per_milestone() {
+    let v = samples::home(30);
+    let html = dash().home(&v).unwrap();
+    for job in samples::JOBS {
+        assert!(html.contains(&format!("<th scope=\"col\" class=\"job\">{job}</th>")));
+    }
+    assert_eq!(count(&html, "<tr id=\"row-"), 30);
+    for m in 95..=124 {
+        assert!(html.contains(&format!("id=\"row-{m}\"")));
+        assert!(html.contains(&format!("<a href=\"/milestones/{m}\">M{m}</a>")));
+    }
+    // 30 rows x 5 jobs minus presubmit (28 rows) and docs (29 rows) that do not run there
+    let runs = v.rows.iter().flat_map(|r| &r.cells).flatten().count();
+    assert_eq!(runs, 150 - 28 - 29);
+    assert_eq!(count(&html, "class=\"run st-"), runs);
+    assert_eq!(count(&html, "<td class=\"cell none\">"), 57);
+    let first = v.rows[0].cells[0].as_ref().unwrap();
+    assert!(html.contains(&format!("href=\"/runs/{}\"", first.run_id)));
+    assert!(html.contains(first.commit_short.as_deref().unwrap()));
+    assert!(html.contains("Staging candidate") && html.contains("Production"));
+    assert!(html.contains("class=\"inactive\""));
+    assert!(html.contains("2 running") && html.contains("3 queued"));
+    assert!(html.contains("data-refresh=\"10\""));
+    // newest first, as given
+    assert!(html.find("row-124").unwrap() < html.find("row-95").unwrap());
+}
+
+#[test]
+fn home_drift_banner_lists_milestones_only_when_there_is_drift() {
+    let d = dash();
+    let html = d.home(&samples::home(4)).unwrap();
+    assert!(html.contains("id=\"drift-banner\""));
+    assert!(html.contains("<a href=\"/milestones/121\">M121</a>."));
+    assert!(html.contains("class=\" drift\""), "row marked:\n{html}");
+
+    let mut v = samples::home(3);
+    v.drift_milestones.clear();
+    for r in &mut v.rows {
+        r.drift = false;
+    }
+    let html = d.home(&v).unwrap();
+    assert!(!html.contains("drift-banner"));
+    assert!(!html.contains(">drift<"));
+}
+
+#[test]
+fn home_marks_a_candidate_newer_than_production() {
+    let mut v = samples::home(2);
+    v.rows[0].release = None;
+    let staged = v.rows[1].candidate.as_ref().unwrap().id;
+    v.rows[1].release.as_mut().unwrap().candidate_id = staged;
+    let html = dash().home(&v).unwrap();
+    assert!(html.contains("href=\"/milestones/124\" class=\"cand pending\""));
+    assert!(html.contains("href=\"/milestones/123\" class=\"cand\""));
+}
+
+#[test]
+fn home_refuses_rows_not_aligned_with_the_jobs() {
+    let mut v = samples::home(2);
+    v.rows[1].cells.pop();
+    let err = dash().home(&v).unwrap_err();
+    assert!(matches!(
+        err,
+        DashboardError::MisalignedRow {
+            milestone: 123,
+            cells: 4,
+            jobs: 5
+        }
+    ));
+}
+
+#[test]
+fn empty_home_says_so() {
+    let mut v = samples::home(0);
+    v.jobs.clear();
+    let html = dash().home(&v).unwrap();
+    assert!(html.contains("No milestones in the branch table yet."));
+    assert!(!html.contains("id=\"matrix\""));
+}
+
+#[test]
+fn hostile_strings_are_escaped_on_every_page() {
+    let d = dash();
+
+    let mut home = samples::home(2);
+    home.jobs[0] = HOSTILE.into();
+    home.rows[0].branch = HOSTILE.into();
+    home.rows[0].cells[1].as_mut().unwrap().status = HOSTILE.into();
+    home.page.project = HOSTILE.into();
+    assert_escaped(&d.home(&home).unwrap());
+
+    let mut runs = samples::runs();
+    runs.runs[2].error = Some(HOSTILE.into());
+    runs.filter_job = Some(HOSTILE.into());
+    let html = d.runs(&runs).unwrap();
+    assert_escaped(&html);
+    assert!(html.contains("job=%3Cscript%3Ealert%28%27x%27%29%3C%2Fscript%3E"));
+
+    let mut run = samples::run(false);
+    run.builds[1].name = HOSTILE.into();
+    run.builds[2].needs = vec![HOSTILE.into()];
+    run.builds[4].error = Some(format!("{HOSTILE}\"onmouseover=\"x"));
+    run.run.error = Some(HOSTILE.into());
+    let html = d.run(&run).unwrap();
+    assert_escaped(&html);
+    assert!(!html.contains("\"onmouseover=\""));
+    assert!(html.contains("/builds/%3Cscript%3Ealert%28%27x%27%29%3C%2Fscript%3E/log"));
+
+    let mut rel = samples::release(true);
+    rel.candidates[0].digest = HOSTILE.into();
+    rel.candidates[1].suites[0].name = HOSTILE.into();
+    rel.history[1].promoted_by = HOSTILE.into();
+    rel.audit = Some(AuditView {
+        checked_at: NOW.into(),
+        drift: true,
+        lines: vec![HOSTILE.into()],
+        error: Some(HOSTILE.into()),
+    });
+    rel.unfinished_promotion = Some(HOSTILE.into());
+    assert_escaped(&d.release(&rel).unwrap());
+
+    let mut login = samples::login();
+    login.error = Some(HOSTILE.into());
+    login.next = Some(format!("/\"><{HOSTILE}"));
+    assert_escaped(&d.login(&login).unwrap());
+
+    assert_escaped(&d.error(500, HOSTILE).unwrap());
+}
+
+#[test]
+fn run_list_links_runs_and_pages_with_the_filters() {
+    let d = dash();
+    let mut v = samples::runs();
+    let html = d.runs(&v).unwrap();
+    assert_eq!(count(&html, "<tr id=\"run-"), 25);
+    assert!(html.contains("<a href=\"/runs/5000\">#5000</a>"));
+    assert!(html.contains("href=\"/runs?before=4975\" id=\"older\""));
+    assert!(html.contains("step 2 exited with status 1"));
+    assert!(!html.contains("clear-filters"));
+
+    v.filter_job = Some("lxd boot".into());
+    v.filter_milestone = Some(123);
+    let html = d.runs(&v).unwrap();
+    assert!(html.contains("href=\"/runs?before=4975&amp;job=lxd%20boot&amp;milestone=123\""));
+    assert!(html.contains("href=\"/runs?job=lxd%20boot&amp;milestone=123\" id=\"newest\""));
+    assert!(html.contains("value=\"lxd boot\""));
+    assert!(html.contains("id=\"clear-filters\""));
+
+    v.older_than = None;
+    v.runs.clear();
+    let html = d.runs(&v).unwrap();
+    assert!(!html.contains("id=\"older\""));
+    assert!(html.contains("No runs match these filters."));
+}
+
+#[test]
+fn run_page_shows_the_dag_facts_and_log_panels() {
+    let v = samples::run(false);
+    let html = dash().run(&v).unwrap();
+    assert_eq!(count(&html, "class=\"dag-col\""), 5, "{html}");
+    for b in &v.builds {
+        assert!(html.contains(&format!("id=\"build-{}\"", b.name)));
+        assert!(html.contains(&format!("<pre id=\"log-{}\" class=\"logtext\"", b.name)));
+        assert!(html.contains(&format!(
+            "data-log-url=\"/api/v1/runs/4998/builds/{}/log\"",
+            b.name
+        )));
+    }
+    assert!(html.contains("crostini-guest&#x2f;124&#x2f;continuous"));
+    assert!(html.contains("3f9c2a17be04d5e6f7a8b9c0d1e2f3a4b5c6d7e8"));
+    assert!(html.contains("<a href=\"/runs/4990\" id=\"retry-of\">#4990</a>"));
+    assert!(html.contains("step 2 (boot test) exited with status 1"));
+    // given duration wins; otherwise computed from the times
+    assert!(html.contains("<span class=\"dur\">2m 00s</span>"));
+    assert!(html.contains("<span class=\"dur\">5m 00s</span>"));
+    assert!(html.contains("data-live=\"false\""));
+    assert!(!html.contains("id=\"cancel-run\""));
+    assert!(!html.contains("bypassed"));
+}
+
+#[test]
+fn live_run_can_be_cancelled_and_is_followed() {
+    let v = samples::run(true);
+    let html = dash().run(&v).unwrap();
+    assert!(html.contains("id=\"cancel-run\""));
+    assert!(html.contains("data-live=\"true\""));
+    assert!(html.contains("id=\"live-pill\""));
+    // a running build's duration runs up to the page's now
+    assert!(html.contains("<span class=\"dur\">7m 00s</span>"));
+
+    let mut v = samples::run(true);
+    v.can_cancel = false;
+    assert!(!dash().run(&v).unwrap().contains("id=\"cancel-run\""));
+}
+
+#[test]
+fn untrusted_run_shows_bypassed_builds_dashed_and_without_logs() {
+    let v = samples::untrusted_run();
+    let html = dash().run(&v).unwrap();
+    for name in ["apt_signer", "publish"] {
+        assert!(html.contains(&format!(
+            "<div class=\"node bypassed st-bypassed\" id=\"build-{name}\""
+        )));
+        assert!(!html.contains(&format!("id=\"log-{name}\"")));
+    }
+    assert!(html.contains("2 privileged builds (apt_signer, publish) bypassed"));
+    assert!(html.contains("its dependents get the inputs of apt_repo, lxd_container"));
+}
+
+#[test]
+fn release_page_shows_staging_beside_production() {
+    let v = samples::release(false);
+    let html = dash().release(&v).unwrap();
+    let staging =
+        &html[html.find("id=\"staging\"").unwrap()..html.find("id=\"production\"").unwrap()];
+    assert!(staging.contains("#899"));
+    assert!(staging.contains(&v.candidates[0].digest));
+    let production =
+        &html[html.find("id=\"production\"").unwrap()..html.find("<h2>Candidates").unwrap()];
+    assert!(production.contains("candidate <strong>#897</strong>"));
+    assert!(production.contains(&v.candidates[2].digest));
+    assert!(production.contains("✓ apt-install"));
+    assert_eq!(count(&html, "<tr id=\"candidate-"), 4);
+    assert!(html.contains("✗ lxd-boot <span class=\"muted\">10/12</span>"));
+    assert!(html.contains("kind-rollback"));
+    assert!(html.contains("no drift"));
+    // a viewer gets no buttons
+    assert!(!html.contains("class=\"promote\""));
+    assert!(!html.contains("id=\"rollback\""));
+    assert!(!html.contains("drift-banner"));
+}
+
+#[test]
+fn releasers_get_promote_buttons_for_candidates_not_live_and_a_rollback() {
+    let v = samples::release(true);
+    let html = dash().release(&v).unwrap();
+    for id in [899, 898, 896] {
+        assert!(html.contains(&format!(
+            "<button type=\"button\" class=\"promote\" data-candidate=\"{id}\" data-milestone=\"123\">"
+        )));
+    }
+    assert!(!html.contains("data-candidate=\"897\""));
+    assert!(html.contains("id=\"rollback\" class=\"danger\" data-milestone=\"123\""));
+
+    // nothing released yet: nothing to roll back
+    let mut v = samples::release(true);
+    v.history.clear();
+    v.live = None;
+    let html = dash().release(&v).unwrap();
+    assert!(!html.contains("id=\"rollback\""));
+    assert!(html.contains("Nothing released yet."));
+}
+
+#[test]
+fn release_page_drift_unfinished_and_empty_states() {
+    let mut v = samples::release(true);
+    v.audit = Some(AuditView {
+        checked_at: samples::at(30),
+        drift: true,
+        lines: vec![
+            "production apt: dists/stable/InRelease differs from the release".into(),
+            "production lxd: streams/v1/index.json missing".into(),
+        ],
+        error: None,
+    });
+    v.unfinished_promotion = Some("promotion 12 of candidate 899 started by alice".into());
+    let html = dash().release(&v).unwrap();
+    assert!(html.contains("id=\"drift-banner\""));
+    assert!(html.contains(">30m ago</time> found buckets serving"));
+    assert_eq!(count(&html, "<span class=\"line\">"), 2);
+    assert!(html.contains("streams&#x2f;v1&#x2f;index.json missing"));
+    assert!(html.contains("id=\"unfinished-promotion\""));
+    assert!(html.contains("promotion 12 of candidate 899 started by alice"));
+
+    let mut v = samples::release(false);
+    v.candidates.clear();
+    v.history.clear();
+    v.live = None;
+    v.audit = None;
+    let html = dash().release(&v).unwrap();
+    assert!(html.contains("No candidate yet"));
+    assert!(html.contains("No releases yet."));
+    assert!(html.contains("No audit has run for this milestone yet."));
+}
+
+#[test]
+fn login_form_posts_the_token_and_next() {
+    let html = dash().login(&samples::login()).unwrap();
+    assert!(html.contains("<form method=\"post\" action=\"/login\""));
+    assert!(html.contains("type=\"password\" id=\"token\" name=\"token\""));
+    assert!(
+        html.contains("<input type=\"hidden\" name=\"next\" value=\"&#x2f;milestones&#x2f;123\">")
+    );
+    assert!(html.contains("That token is not valid."));
+    assert!(html.contains("id=\"login-link\""));
+    assert!(!html.contains("/logout"));
+}
+
+#[test]
+fn logged_in_pages_show_the_role_and_a_logout_form() {
+    let html = dash().home(&samples::home(1)).unwrap();
+    assert!(html.contains("<span class=\"role\""));
+    assert!(html.contains(">releaser</span>"));
+    assert!(html.contains("<form method=\"post\" action=\"/logout\""));
+    assert!(!html.contains("id=\"login-link\""));
+}
+
+#[test]
+fn error_page_names_the_status() {
+    let d = dash();
+    let html = d.error(404, "no run 77").unwrap();
+    assert!(html.contains("<h1>404 Not Found</h1>"));
+    assert!(html.contains("no run 77"));
+    assert!(!html.contains("login-link"));
+    let html = d.error(599, "odd").unwrap();
+    assert!(html.contains("<h1>599</h1>"));
+}
+
+#[test]
+fn pages_load_nothing_from_another_host() {
+    let mut sources: Vec<(&str, &str)> = TEMPLATES.to_vec();
+    sources.push(("slipway.css", STYLE_CSS));
+    sources.push(("slipway.js", APP_JS));
+    for (name, text) in sources {
+        assert!(!text.contains("://"), "{name} names a URL with a scheme");
+        for attr in ["src=\"//", "href=\"//", "url(//", "url(\"//", "@import"] {
+            assert!(!text.contains(attr), "{name} loads from elsewhere: {attr}");
+        }
+    }
+    let d = dash();
+    let pages = [
+        d.home(&samples::home(4)).unwrap(),
+        d.runs(&samples::runs()).unwrap(),
+        d.run(&samples::run(true)).unwrap(),
+        d.release(&samples::release(true)).unwrap(),
+        d.login(&samples::login()).unwrap(),
+        d.error(500, "x").unwrap(),
+    ];
+    for html in pages {
+        assert!(!html.contains("://"));
+    }
+}
+
+/// The script looks elements up by these ids and classes; a renamed one in a template would
+/// silently break the live parts.
+#[test]
+fn script_hooks_exist_in_the_pages() {
+    let d = dash();
+    let run = d.run(&samples::run(true)).unwrap();
+    let release = d.release(&samples::release(true)).unwrap();
+    for (html, hook) in [
+        (&run, "id=\"action-message\""),
+        (&run, "id=\"run-status\""),
+        (&run, "id=\"live-pill\""),
+        (&run, "id=\"cancel-run\""),
+        (&run, "data-run=\"4998\""),
+        (&run, "data-run-id=\"4998\""),
+        (&run, "class=\"log-link\""),
+        (&run, "class=\"node-status\""),
+        (&run, "class=\"log-status\""),
+        (&run, "class=\"node-error error-text\""),
+        (
+            &run,
+            "<details class=\"log\" id=\"logpanel-apt_repo\" data-build=\"apt_repo\" data-status=\"success\"",
+        ),
+        (&release, "id=\"action-message\""),
+        (&release, "id=\"rollback\""),
+        (&release, "class=\"promote\""),
+    ] {
+        assert!(html.contains(hook), "missing {hook}");
+    }
+    for used in [
+        "'action-message'",
+        "'#cancel-run'",
+        "'#rollback'",
+        "'button.promote'",
+        "'logpanel-'",
+        "'log-'",
+        "'build-'",
+        "'#run-status .badge'",
+        "'live-pill'",
+        "'login-link'",
+        "'/stream'",
+        "'/api/v1/runs/'",
+        "'/promote'",
+        "'/rollback'",
+        "'/cancel'",
+    ] {
+        assert!(APP_JS.contains(used), "script no longer uses {used}");
+    }
+}
+
+#[test]
+fn asset_version_follows_the_assets() {
+    let d = dash();
+    assert_eq!(d.asset_version().len(), 8);
+    let html = d.login(&samples::login()).unwrap();
+    assert!(html.contains(&format!("/static/slipway.css?v={}", d.asset_version())));
+    assert_ne!(
+        fnv1a(&[STYLE_CSS, APP_JS]),
+        fnv1a(&[STYLE_CSS, APP_JS, " "])
+    );
+}
+
+/// Writes sample pages and the static files for a look in a browser:
+/// `SLIPWAY_DASH_SAMPLES=/tmp cargo nextest run -p slipway-server write_samples --run-ignored only`
+#[test]
+#[ignore = "writes files for screenshots"]
+fn write_samples() {
+    let dir = std::path::PathBuf::from(
+        std::env::var("SLIPWAY_DASH_SAMPLES").unwrap_or_else(|_| "/tmp".into()),
+    );
+    let d = dash();
+    let mut hostile_run = samples::run(false);
+    hostile_run.builds[4].error = Some(HOSTILE.into());
+    let pages = [
+        ("home", d.home(&samples::home(4)).unwrap()),
+        ("home30", d.home(&samples::home(30)).unwrap()),
+        ("runs", d.runs(&samples::runs()).unwrap()),
+        ("run", d.run(&samples::run(true)).unwrap()),
+        ("run-failed", d.run(&hostile_run).unwrap()),
+        ("run-untrusted", d.run(&samples::untrusted_run()).unwrap()),
+        ("release", d.release(&samples::release(true)).unwrap()),
+        ("login", d.login(&samples::login()).unwrap()),
+        ("error", d.error(404, "no run 77").unwrap()),
+    ];
+    std::fs::create_dir_all(dir.join("static")).unwrap();
+    std::fs::write(dir.join("static/slipway.css"), STYLE_CSS).unwrap();
+    std::fs::write(dir.join("static/slipway.js"), APP_JS).unwrap();
+    for (name, html) in pages {
+        // file:// has no server root: point the assets next to the page
+        let html = html.replace("\"/static/", "\"static/");
+        std::fs::write(dir.join(format!("dash-{name}.html")), html).unwrap();
+    }
+}

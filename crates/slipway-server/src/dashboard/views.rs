@@ -1,0 +1,213 @@
+//! What each page shows, as plain owned data the handlers fill from the store. Times are RFC 3339
+//! strings as the store keeps them; the templates turn them into compact relative times against
+//! `Page::now`, so a page renders the same for the same view (testable, cacheable).
+
+use serde::Serialize;
+
+/// Header data every page carries.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page {
+    pub project: String,
+    pub title: String,
+    /// "viewer" | "trigger" | "releaser" | "admin"; `None` when not logged in.
+    pub role: Option<String>,
+    /// RFC 3339; the reference for relative times.
+    pub now: String,
+}
+
+/// `GET /`: one row per channel/milestone/branch, one column per job.
+#[derive(Debug, Clone, Serialize)]
+pub struct HomeView {
+    pub page: Page,
+    pub jobs: Vec<String>,
+    /// Newest milestone first; rendered in the given order.
+    pub rows: Vec<HomeRow>,
+    /// Milestones whose last audit found drift (a red banner).
+    pub drift_milestones: Vec<u32>,
+    pub queued: u32,
+    pub running: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HomeRow {
+    pub channel: String,
+    pub milestone: u32,
+    pub branch: String,
+    pub active: bool,
+    /// Aligned with `HomeView::jobs`; `None`: the job does not run there or has no run yet.
+    pub cells: Vec<Option<RunCell>>,
+    pub candidate: Option<CandidateBrief>,
+    pub release: Option<ReleaseBrief>,
+    pub drift: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunCell {
+    pub run_id: i64,
+    pub status: String,
+    pub commit_short: Option<String>,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CandidateBrief {
+    pub id: i64,
+    pub digest_short: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReleaseBrief {
+    pub candidate_id: i64,
+    pub promoted_at: String,
+}
+
+/// `GET /runs?job=&milestone=&before=`: newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunsView {
+    pub page: Page,
+    pub filter_job: Option<String>,
+    pub filter_milestone: Option<u32>,
+    pub runs: Vec<RunListItem>,
+    /// Run id for the "older" link (`?before=<id>`); `None` when there is nothing older.
+    pub older_than: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunListItem {
+    pub run_id: i64,
+    pub job: String,
+    pub milestone: u32,
+    pub channel: String,
+    pub branch: String,
+    pub commit_short: Option<String>,
+    pub status: String,
+    pub trigger: Option<String>,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+    pub error: Option<String>,
+}
+
+/// `GET /runs/{id}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunView {
+    pub page: Page,
+    pub run: RunSummary,
+    /// In plan order; the DAG columns are computed from `needs`.
+    pub builds: Vec<BuildView>,
+    /// Privileged builds the planner removed from an untrusted run.
+    pub bypassed: Vec<BypassView>,
+    pub can_cancel: bool,
+    /// The run is not finished: the page follows it.
+    pub live: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub run_id: i64,
+    pub instance: String,
+    pub job: String,
+    pub milestone: u32,
+    pub channel: String,
+    pub branch: String,
+    pub commit: Option<String>,
+    pub flow: String,
+    pub status: String,
+    pub error: Option<String>,
+    pub trigger: Option<String>,
+    pub requested_by: Option<String>,
+    pub retry_of: Option<i64>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildView {
+    pub name: String,
+    pub needs: Vec<String>,
+    pub status: String,
+    pub error: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// Preformatted, e.g. "1m 04s"; when `None` the page computes it from the times.
+    pub duration: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BypassView {
+    pub build: String,
+    /// The bypassed build's own (effective) inputs, which its dependents receive instead
+    /// (`slipway_config::Bypass::inputs_forwarded`).
+    pub inputs_go_to: Vec<String>,
+}
+
+/// `GET /milestones/{m}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReleaseView {
+    pub page: Page,
+    pub milestone: u32,
+    pub channel: String,
+    pub branch: String,
+    /// The release production serves now.
+    pub live: Option<ReleaseRow>,
+    /// Newest first; the first one is shown as "staging candidate". Include the live release's
+    /// candidate so its digest and suites can be shown beside it.
+    pub candidates: Vec<CandidateRow>,
+    /// Newest first.
+    pub history: Vec<ReleaseRow>,
+    pub audit: Option<AuditView>,
+    /// Releaser or admin: promote buttons per candidate and a rollback button.
+    pub can_release: bool,
+    /// Description of a promotion that did not finish (shown as a warning).
+    pub unfinished_promotion: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CandidateRow {
+    pub id: i64,
+    pub run_id: i64,
+    pub commit_short: Option<String>,
+    pub digest: String,
+    pub objects: i64,
+    pub created_at: String,
+    pub is_live: bool,
+    pub suites: Vec<SuiteBrief>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SuiteBrief {
+    pub name: String,
+    pub passed: bool,
+    pub tests: i64,
+    pub failures: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReleaseRow {
+    pub id: i64,
+    pub candidate_id: i64,
+    /// "promote" | "rollback" | ...
+    pub kind: String,
+    pub promoted_by: String,
+    pub promoted_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditView {
+    pub checked_at: String,
+    pub drift: bool,
+    /// Findings, one per line.
+    pub lines: Vec<String>,
+    /// The audit itself failed.
+    pub error: Option<String>,
+}
+
+/// `GET /login`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoginView {
+    pub page: Page,
+    pub error: Option<String>,
+    /// Where to go after logging in (a local path).
+    pub next: Option<String>,
+}
