@@ -50,7 +50,10 @@ pub fn exact(t: String) -> String {
 /// `{{ start|took(end) }}`: the compact time between two instants; empty when either is
 /// missing or unparseable (the caller shows nothing rather than a wrong figure).
 pub fn took(start: Option<String>, end: Option<String>) -> String {
-    match (start.as_deref().and_then(parse), end.as_deref().and_then(parse)) {
+    match (
+        start.as_deref().and_then(parse),
+        end.as_deref().and_then(parse),
+    ) {
         (Some(a), Some(b)) => compact_duration((b - a).num_seconds()),
         _ => String::new(),
     }

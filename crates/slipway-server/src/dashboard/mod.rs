@@ -40,9 +40,7 @@ pub enum DashboardError {
         #[source]
         source: minijinja::Error,
     },
-    #[error(
-        "home matrix row for milestone {milestone} has {cells} cells for {jobs} job columns"
-    )]
+    #[error("home matrix row for milestone {milestone} has {cells} cells for {jobs} job columns")]
     MisalignedRow {
         milestone: u32,
         cells: usize,

@@ -3,7 +3,13 @@
 use super::views::*;
 
 pub const NOW: &str = "2026-11-26T12:00:00.000Z";
-pub const JOBS: [&str; 5] = ["continuous", "nightly", "presubmit", "lxd_boot", "publish_docs"];
+pub const JOBS: [&str; 5] = [
+    "continuous",
+    "nightly",
+    "presubmit",
+    "lxd_boot",
+    "publish_docs",
+];
 
 pub fn page(title: &str, role: Option<&str>) -> Page {
     Page {
@@ -17,8 +23,7 @@ pub fn page(title: &str, role: Option<&str>) -> Page {
 /// `minutes` before [`NOW`].
 pub fn at(minutes: i64) -> String {
     let now = chrono::DateTime::parse_from_rfc3339(NOW).expect("sample time");
-    (now - chrono::Duration::minutes(minutes))
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    (now - chrono::Duration::minutes(minutes)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn cell(run_id: i64, status: &str, age: i64) -> RunCell {
@@ -131,7 +136,13 @@ pub fn runs() -> RunsView {
     }
 }
 
-fn build(name: &str, needs: &[&str], status: &str, start: Option<i64>, end: Option<i64>) -> BuildView {
+fn build(
+    name: &str,
+    needs: &[&str],
+    status: &str,
+    start: Option<i64>,
+    end: Option<i64>,
+) -> BuildView {
     BuildView {
         name: name.into(),
         needs: needs.iter().map(|s| s.to_string()).collect(),
@@ -147,7 +158,13 @@ pub fn run(live: bool) -> RunView {
     let mut builds = vec![
         build("guest_tools", &[], "success", Some(12), Some(10)),
         build("kernel_modules", &[], "success", Some(12), Some(9)),
-        build("apt_repo", &["guest_tools", "kernel_modules"], "success", Some(9), Some(8)),
+        build(
+            "apt_repo",
+            &["guest_tools", "kernel_modules"],
+            "success",
+            Some(9),
+            Some(8),
+        ),
         build("apt_signer", &["apt_repo"], "success", Some(8), Some(8)),
         build(
             "lxd_container",
@@ -156,7 +173,13 @@ pub fn run(live: bool) -> RunView {
             Some(7),
             (!live).then_some(2),
         ),
-        build("publish", &["apt_signer", "lxd_container"], if live { "pending" } else { "skipped" }, None, None),
+        build(
+            "publish",
+            &["apt_signer", "lxd_container"],
+            if live { "pending" } else { "skipped" },
+            None,
+            None,
+        ),
     ];
     if !live {
         builds[4].error = Some("step 2 (boot test) exited with status 1".into());
@@ -193,7 +216,8 @@ pub fn untrusted_run() -> RunView {
     let mut v = run(false);
     v.run.flow = "presubmit".into();
     v.run.job = "presubmit".into();
-    v.builds.retain(|b| b.name != "apt_signer" && b.name != "publish");
+    v.builds
+        .retain(|b| b.name != "apt_signer" && b.name != "publish");
     v.builds[3].needs = vec!["apt_repo".into()];
     v.bypassed = vec![
         BypassView {
@@ -272,7 +296,10 @@ pub fn release(can_release: bool) -> ReleaseView {
         },
     ];
     ReleaseView {
-        page: page("Milestone 123", Some(if can_release { "releaser" } else { "viewer" })),
+        page: page(
+            "Milestone 123",
+            Some(if can_release { "releaser" } else { "viewer" }),
+        ),
         milestone: 123,
         channel: "dev".into(),
         branch: "release-R123-16123.B".into(),

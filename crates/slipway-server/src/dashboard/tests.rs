@@ -13,10 +13,17 @@ fn count(hay: &str, needle: &str) -> usize {
 
 /// The only script element is ours, and the hostile text arrived escaped.
 fn assert_escaped(html: &str) {
-    assert_eq!(count(html, "<script"), 1, "exactly one <script> (ours):\n{html}");
+    assert_eq!(
+        count(html, "<script"),
+        1,
+        "exactly one <script> (ours):\n{html}"
+    );
     assert!(html.contains("<script src=\"/static/slipway.js?v="));
     assert!(!html.contains("alert('x')</script>"));
-    assert!(html.contains("&lt;script&gt;alert("), "escaped text missing:\n{html}");
+    assert!(
+        html.contains("&lt;script&gt;alert("),
+        "escaped text missing:\n{html}"
+    );
 }
 
 #[test]
@@ -81,7 +88,14 @@ fn home_refuses_rows_not_aligned_with_the_jobs() {
     let mut v = samples::home(2);
     v.rows[1].cells.pop();
     let err = dash().home(&v).unwrap_err();
-    assert!(matches!(err, DashboardError::MisalignedRow { milestone: 123, cells: 4, jobs: 5 }));
+    assert!(matches!(
+        err,
+        DashboardError::MisalignedRow {
+            milestone: 123,
+            cells: 4,
+            jobs: 5
+        }
+    ));
 }
 
 #[test]
@@ -226,10 +240,12 @@ fn untrusted_run_shows_bypassed_builds_dashed_and_without_logs() {
 fn release_page_shows_staging_beside_production() {
     let v = samples::release(false);
     let html = dash().release(&v).unwrap();
-    let staging = &html[html.find("id=\"staging\"").unwrap()..html.find("id=\"production\"").unwrap()];
+    let staging =
+        &html[html.find("id=\"staging\"").unwrap()..html.find("id=\"production\"").unwrap()];
     assert!(staging.contains("#899"));
     assert!(staging.contains(&v.candidates[0].digest));
-    let production = &html[html.find("id=\"production\"").unwrap()..html.find("<h2>Candidates").unwrap()];
+    let production =
+        &html[html.find("id=\"production\"").unwrap()..html.find("<h2>Candidates").unwrap()];
     assert!(production.contains("candidate <strong>#897</strong>"));
     assert!(production.contains(&v.candidates[2].digest));
     assert!(production.contains("✓ apt-install"));
@@ -301,7 +317,9 @@ fn login_form_posts_the_token_and_next() {
     let html = dash().login(&samples::login()).unwrap();
     assert!(html.contains("<form method=\"post\" action=\"/login\""));
     assert!(html.contains("type=\"password\" id=\"token\" name=\"token\""));
-    assert!(html.contains("<input type=\"hidden\" name=\"next\" value=\"&#x2f;milestones&#x2f;123\">"));
+    assert!(
+        html.contains("<input type=\"hidden\" name=\"next\" value=\"&#x2f;milestones&#x2f;123\">")
+    );
     assert!(html.contains("That token is not valid."));
     assert!(html.contains("id=\"login-link\""));
     assert!(!html.contains("/logout"));
@@ -370,7 +388,10 @@ fn script_hooks_exist_in_the_pages() {
         (&run, "class=\"node-status\""),
         (&run, "class=\"log-status\""),
         (&run, "class=\"node-error error-text\""),
-        (&run, "<details class=\"log\" id=\"logpanel-apt_repo\" data-build=\"apt_repo\" data-status=\"success\""),
+        (
+            &run,
+            "<details class=\"log\" id=\"logpanel-apt_repo\" data-build=\"apt_repo\" data-status=\"success\"",
+        ),
         (&release, "id=\"action-message\""),
         (&release, "id=\"rollback\""),
         (&release, "class=\"promote\""),
@@ -404,7 +425,10 @@ fn asset_version_follows_the_assets() {
     assert_eq!(d.asset_version().len(), 8);
     let html = d.login(&samples::login()).unwrap();
     assert!(html.contains(&format!("/static/slipway.css?v={}", d.asset_version())));
-    assert_ne!(fnv1a(&[STYLE_CSS, APP_JS]), fnv1a(&[STYLE_CSS, APP_JS, " "]));
+    assert_ne!(
+        fnv1a(&[STYLE_CSS, APP_JS]),
+        fnv1a(&[STYLE_CSS, APP_JS, " "])
+    );
 }
 
 /// Writes sample pages and the static files for a look in a browser:
@@ -429,6 +453,15 @@ fn write_samples() {
         ("login", d.login(&samples::login()).unwrap()),
         ("error", d.error(404, "no run 77").unwrap()),
     ];
+    let home = samples::home(30);
+    let start = std::time::Instant::now();
+    for _ in 0..200 {
+        d.home(&home).unwrap();
+    }
+    eprintln!(
+        "home page, 30 milestones x 5 jobs: {:?} per render",
+        start.elapsed() / 200
+    );
     std::fs::create_dir_all(dir.join("static")).unwrap();
     std::fs::write(dir.join("static/slipway.css"), STYLE_CSS).unwrap();
     std::fs::write(dir.join("static/slipway.js"), APP_JS).unwrap();
