@@ -453,6 +453,15 @@ fn write_samples() {
         ("login", d.login(&samples::login()).unwrap()),
         ("error", d.error(404, "no run 77").unwrap()),
     ];
+    let home = samples::home(30);
+    let start = std::time::Instant::now();
+    for _ in 0..200 {
+        d.home(&home).unwrap();
+    }
+    eprintln!(
+        "home page, 30 milestones x 5 jobs: {:?} per render",
+        start.elapsed() / 200
+    );
     std::fs::create_dir_all(dir.join("static")).unwrap();
     std::fs::write(dir.join("static/slipway.css"), STYLE_CSS).unwrap();
     std::fs::write(dir.join("static/slipway.js"), APP_JS).unwrap();
