@@ -107,9 +107,16 @@ impl FromRequestParts<AppState> for MaybeCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(presented) = presented_token(parts) else {
+        let Some((presented, from_cookie)) = presented_token(parts) else {
             return Ok(MaybeCaller(None));
         };
+        if from_cookie && !parts.method.is_safe() && !is_json(parts) {
+            // A browser sends the session cookie with whatever a page makes it send; a JSON
+            // body cannot come from another site's form without a CORS preflight we never allow.
+            return Err(ApiError::Forbidden(
+                "requests authenticated by the dashboard cookie must send Content-Type: application/json".into(),
+            ));
+        }
         let tokens = state.tokens();
         match tokens.identify(presented.as_bytes()) {
             Some(c) => Ok(MaybeCaller(Some(c))),
@@ -118,20 +125,29 @@ impl FromRequestParts<AppState> for MaybeCaller {
     }
 }
 
-fn presented_token(parts: &Parts) -> Option<String> {
+fn is_json(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"))
+}
+
+/// The token a request presents, and whether it came from the session cookie.
+fn presented_token(parts: &Parts) -> Option<(String, bool)> {
     if let Some(h) = parts.headers.get(AUTHORIZATION) {
         let text = h.to_str().ok()?;
         let token = text
             .strip_prefix("Bearer ")
             .or_else(|| text.strip_prefix("bearer "))?;
-        return Some(token.trim().to_string());
+        return Some((token.trim().to_string(), false));
     }
     for h in parts.headers.get_all(COOKIE) {
         let Ok(text) = h.to_str() else { continue };
         for pair in text.split(';') {
             if let Some((k, v)) = pair.trim().split_once('=') {
                 if k == SESSION_COOKIE && !v.is_empty() {
-                    return Some(v.to_string());
+                    return Some((v.to_string(), true));
                 }
             }
         }
