@@ -20,7 +20,9 @@ pub use history::{RecordedObject, ReleasedCandidate};
 pub use private::{PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, create_private_dir, create_private_file};
 pub use promotion::{Begin, Promotion};
 pub use release::{Candidate, PublishedObject, Release, manifest_digest};
-pub use state::{ArtifactRow, BuildRow, LogTotals, NewRun, RunRow, StepRow, Store, StoreError};
+pub use state::{
+    ArtifactRow, BuildRow, LogTotals, NewRun, RunRow, StepRow, StepStart, Store, StoreError,
+};
 pub use status::{BuildStatus, RunStatus};
 
 /// Current time as RFC 3339 UTC with milliseconds, the one timestamp format of the state.
