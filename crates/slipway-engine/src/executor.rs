@@ -468,12 +468,17 @@ async fn build_in_workspace(
             });
         }
         let (work, allow_empty, from_steps) = (ws.work.clone(), b.allow_empty, b.action.is_none());
-        let rows = tokio::task::spawn_blocking(move || {
-            artifacts::collect(&work, &specs, allow_empty, &cas, from_steps)
-        })
-        .await
-        .map_err(|e| fail(format!("artifact collection stopped: {e}")))?
-        .map_err(fail)?;
+        // Nothing declared, nothing to walk: no hand-over to a blocking thread.
+        let rows = if specs.is_empty() {
+            Vec::new()
+        } else {
+            tokio::task::spawn_blocking(move || {
+                artifacts::collect(&work, &specs, allow_empty, &cas, from_steps)
+            })
+            .await
+            .map_err(|e| fail(format!("artifact collection stopped: {e}")))?
+            .map_err(fail)?
+        };
         for r in &rows {
             log.info(&format!("artifact {} {} {}", r.path, r.size, r.sha256));
         }
