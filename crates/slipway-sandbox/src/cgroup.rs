@@ -806,6 +806,98 @@ mod tests {
         assert_eq!(own_path(text, |l| l == "pids"), "");
     }
 
+    /// The folder holding `pids.max` (v1 pids, or the unified cgroup).
+    fn pids_max(cg: &Cgroup) -> String {
+        let dir = cg
+            .limits
+            .iter()
+            .find(|(c, _)| c == "pids")
+            .map(|(_, d)| d.clone())
+            .or_else(|| cg.track.clone())
+            .expect("a cgroup folder");
+        fs::read_to_string(dir.join("pids.max"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
+    fn folders(cg: &Cgroup) -> Vec<PathBuf> {
+        cg.track
+            .iter()
+            .chain(cg.limits.iter().map(|(_, d)| d))
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn step_cgroups_are_reused_only_empty_and_with_the_next_steps_limits() {
+        let limited = Resources {
+            memory: Some(256 << 20),
+            pids: Some(64),
+            cpus: Some(0.5),
+        };
+        let first = match Cgroup::for_step(&limited) {
+            Ok(Some(cg)) => cg,
+            other => {
+                eprintln!("skipped: no writable cgroups on this host ({other:?})");
+                return;
+            }
+        };
+        let name = first.name.clone();
+        assert!(name.starts_with(&format!("{BASE}/{}/step-", owner_tag())));
+        assert_eq!(pids_max(&first), "64");
+        first.release(false);
+
+        // The same cgroup, its limits now those of a step without any.
+        let second = Cgroup::for_step(&UNLIMITED).unwrap().unwrap();
+        assert_eq!(second.name, name, "an emptied cgroup is reused");
+        assert_eq!(pids_max(&second), "max");
+        second.release(false);
+
+        // A process left in it: not reused, killed and removed.
+        let third = Cgroup::for_step(&limited).unwrap().unwrap();
+        assert_eq!(third.name, name);
+        assert_eq!(pids_max(&third), "64");
+        let mut joined = std::process::Command::new("/bin/sh");
+        joined
+            .arg("-c")
+            .arg(crate::plain::JOIN_THEN_RUN)
+            .arg("sh")
+            .args(third.procs_paths())
+            .args(["--", "echo ready; exec sleep 60"])
+            .stdout(std::process::Stdio::piped());
+        let mut child = joined.spawn().unwrap();
+        let mut ready = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut ready,
+        )
+        .unwrap();
+        assert_eq!(ready.trim(), "ready");
+        assert!(!third.pids().is_empty());
+        let dirs = folders(&third);
+        third.release(false);
+        let status = child.wait().unwrap();
+        assert!(
+            !status.success(),
+            "the process left in the cgroup was killed"
+        );
+        assert!(dirs.iter().all(|d| !d.exists()), "{dirs:?} removed");
+
+        // A cgroup whose step hit a limit keeps its counters: never reused.
+        let fourth = Cgroup::for_step(&limited).unwrap().unwrap();
+        assert_ne!(fourth.name, name);
+        let dirs = folders(&fourth);
+        fourth.release(true);
+        assert!(dirs.iter().all(|d| !d.exists()), "{dirs:?} removed");
+
+        let idle = Cgroup::for_step(&limited).unwrap().unwrap();
+        let dirs = folders(&idle);
+        idle.release(false);
+        Cgroup::remove_idle();
+        assert!(dirs.iter().all(|d| !d.exists()), "idle cgroups removed");
+    }
+
     #[test]
     fn start_time_of_self_and_of_nothing() {
         assert!(start_time(std::process::id() as i32).is_some());
