@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, Connection, Row, SqliteConnection, SqlitePool};
+use sqlx::{Row, SqlitePool};
 
 use crate::cas::{Cas, CasError};
 use crate::status::{BuildStatus, RunStatus};
@@ -133,10 +133,6 @@ fn sidecar(db_path: &Path, suffix: &str) -> PathBuf {
 
 pub struct Store {
     pool: SqlitePool,
-    /// The connection that records builds' and steps' progress (several small writes per
-    /// build): held here, a write is one round trip to SQLite's thread, without the pool's
-    /// hand-over and the ping it makes when a connection comes back.
-    progress: tokio::sync::Mutex<SqliteConnection>,
     db_path: PathBuf,
     data_dir: PathBuf,
     cas: Cas,
@@ -179,7 +175,7 @@ impl Store {
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)
-            .connect_with(options.clone())
+            .connect_with(options)
             .await
             .map_err(db_err)?;
         sqlx::migrate!("./migrations")
@@ -189,11 +185,9 @@ impl Store {
                 path: db_path.clone(),
                 source,
             })?;
-        let progress = options.connect().await.map_err(db_err)?;
         let cas = Cas::open(&data_dir.join("cas"))?;
         let store = Store {
             pool,
-            progress: tokio::sync::Mutex::new(progress),
             db_path,
             data_dir: data_dir.to_path_buf(),
             cas,
@@ -381,9 +375,8 @@ impl Store {
         status: BuildStatus,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        let mut conn = self.progress.lock().await;
         build_status_query(run_id, build, status, error)
-            .execute(&mut *conn)
+            .execute(&self.pool)
             .await
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -398,8 +391,7 @@ impl Store {
         error: Option<&str>,
         log: &LogTotals<'_>,
     ) -> Result<(), StoreError> {
-        let mut conn = self.progress.lock().await;
-        let mut tx = conn.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
         log_query(run_id, build, log)
             .execute(&mut *tx)
             .await
@@ -430,7 +422,7 @@ impl Store {
             .bind(step.pgid)
             .bind(pgid_start)
             .bind(step.cgroup)
-            .execute(&mut *self.progress.lock().await)
+            .execute(&self.pool)
             .await
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -451,7 +443,7 @@ impl Store {
             .bind(run_id)
             .bind(build)
             .bind(idx as i64)
-            .execute(&mut *self.progress.lock().await)
+            .execute(&self.pool)
             .await
             .map_err(|e| self.err(e))?;
         Ok(())
