@@ -8,13 +8,21 @@ use std::sync::Arc;
 pub struct SourceText {
     pub name: Arc<str>,
     text: Arc<str>,
+    /// Byte offset where each line starts: a position is a binary search, so locating every
+    /// item of a large builds file stays linear in its size.
+    line_starts: Arc<[usize]>,
 }
 
 impl SourceText {
     pub fn new(name: impl Into<Arc<str>>, text: impl Into<Arc<str>>) -> Self {
+        let text: Arc<str> = text.into();
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
         SourceText {
             name: name.into(),
-            text: text.into(),
+            text,
+            line_starts,
         }
     }
 
@@ -25,10 +33,11 @@ impl SourceText {
     /// Position of a byte offset as 1-based line and column (columns count characters).
     pub fn loc(&self, offset: usize) -> Loc {
         let offset = offset.min(self.text.len());
-        let before = &self.text[..floor_char_boundary(&self.text, offset)];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-        let col = before[line_start..].chars().count() + 1;
+        let offset = floor_char_boundary(&self.text, offset);
+        // The last line starting at or before the offset.
+        let line = self.line_starts.partition_point(|&s| s <= offset);
+        let line_start = self.line_starts[line - 1];
+        let col = self.text[line_start..offset].chars().count() + 1;
         Loc {
             file: self.name.clone(),
             line,

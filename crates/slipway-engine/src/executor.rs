@@ -13,7 +13,7 @@ use slipway_sandbox::{
     StepSpec,
 };
 use slipway_store::{
-    ArtifactRow, BuildStatus, Candidate, LogTotals, NewRun, RunOrigin, RunStatus, Store,
+    ArtifactRow, BuildStatus, Candidate, LogTotals, NewRun, RunOrigin, RunStatus, StepStart, Store,
 };
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
@@ -217,6 +217,8 @@ pub async fn execute_run(
         Ok(()) => schedule(&ctx).await?,
     };
     let _ = std::fs::remove_dir_all(&src);
+    // The step cgroups kept for reuse go with the run: an idle Slipway holds none.
+    slipway_sandbox::cgroup::Cgroup::remove_idle();
     if !ctx.opts.keep_workspaces {
         let _ = std::fs::remove_dir_all(run_dir.join("builds"));
     }
@@ -232,15 +234,18 @@ pub async fn execute_run(
     }
     tracing::info!(run = run_id, %status, "run finished");
 
-    let mut builds = Vec::new();
-    for b in store.builds(run_id).await? {
-        builds.push(BuildOutcome {
-            artifacts: store.artifacts(run_id, &b.name).await?,
+    let mut artifacts = store.run_artifacts(run_id).await?;
+    let builds = store
+        .builds(run_id)
+        .await?
+        .into_iter()
+        .map(|b| BuildOutcome {
+            artifacts: artifacts.remove(&b.name).unwrap_or_default(),
             name: b.name,
             status: b.status,
             error: b.error,
-        });
-    }
+        })
+        .collect();
     Ok(RunOutcome {
         run_id,
         instance: plan.instance.clone(),
@@ -526,12 +531,17 @@ async fn build_in_workspace(
             });
         }
         let (work, allow_empty, from_steps) = (ws.work.clone(), b.allow_empty, b.action.is_none());
-        let rows = tokio::task::spawn_blocking(move || {
-            artifacts::collect(&work, &specs, allow_empty, &cas, from_steps)
-        })
-        .await
-        .map_err(|e| fail(format!("artifact collection stopped: {e}")))?
-        .map_err(fail)?;
+        // Nothing declared, nothing to walk: no hand-over to a blocking thread.
+        let rows = if specs.is_empty() {
+            Vec::new()
+        } else {
+            tokio::task::spawn_blocking(move || {
+                artifacts::collect(&work, &specs, allow_empty, &cas, from_steps)
+            })
+            .await
+            .map_err(|e| fail(format!("artifact collection stopped: {e}")))?
+            .map_err(fail)?
+        };
         for r in &rows {
             log.info(&format!("artifact {} {} {}", r.path, r.size, r.sha256));
         }
@@ -750,10 +760,6 @@ async fn run_steps(
     });
     for (idx, command) in steps.iter().enumerate() {
         let n = idx + 1;
-        let _ = ctx
-            .store
-            .step_started(ctx.run_id, &build.name, n, command)
-            .await;
         ctx.emit(Event::StepStarted {
             build: build.name.clone(),
             idx: n,
@@ -762,19 +768,18 @@ async fn run_steps(
         });
         log.info(&format!("step {n}/{}: {command}", steps.len()));
         let started = std::time::Instant::now();
+        let started_at = slipway_store::now();
+        // The step's row is written once, with its process group and cgroup, while the step
+        // runs: the runner reports the spawn, and the write goes on beside the step in this
+        // task, finished before the step's end is recorded.
+        let (spawned_tx, spawned_rx) = tokio::sync::oneshot::channel::<Spawned>();
+        let spawned_tx = std::sync::Mutex::new(Some(spawned_tx));
+        let take_tx = || spawned_tx.lock().ok().and_then(|mut tx| tx.take());
         let record = |spawned: &Spawned| {
-            let (store, run_id, name) = (ctx.store.clone(), ctx.run_id, build.name.clone());
-            let (pid, cgroup) = (spawned.pid, spawned.cgroup.clone());
-            tokio::spawn(async move {
-                if let Err(e) = store
-                    .step_process(run_id, &name, n, pid, cgroup.as_deref())
-                    .await
-                {
-                    tracing::warn!(build = %name, "cannot record the step's processes: {e}");
-                }
-            });
+            if let Some(tx) = take_tx() {
+                let _ = tx.send(spawned.clone());
+            }
         };
-        let id = format!("r{}-{}-s{n}", ctx.run_id, build.name);
         let spec = StepSpec {
             command,
             cwd: &ws.work,
@@ -783,11 +788,33 @@ async fn run_steps(
             network: build.build.network,
             resources: &resources,
             deadline,
-            id: &id,
             untrusted: ctx.plan.untrusted,
             on_spawn: &record,
         };
-        let report = runner.run(spec, log, &ctx.cancel).await;
+        let step = async {
+            let report = runner.run(spec, log, &ctx.cancel).await;
+            // Not spawned: the row is written without a process.
+            drop(take_tx());
+            report
+        };
+        let recording = async {
+            let spawned = spawned_rx.await.ok();
+            let start = StepStart {
+                idx: n,
+                command,
+                started_at: &started_at,
+                pgid: spawned.as_ref().map(|s| s.pid),
+                cgroup: spawned.as_ref().and_then(|s| s.cgroup.as_deref()),
+            };
+            if let Err(e) = ctx
+                .store
+                .step_started(ctx.run_id, &build.name, &start)
+                .await
+            {
+                tracing::warn!(build = %build.name, "cannot record the step's start: {e}");
+            }
+        };
+        let (report, ()) = tokio::join!(step, recording);
         let end = &report.end;
         let limits = if report.limits.is_empty() {
             String::new()

@@ -12,7 +12,8 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use slipway_config::Resources;
@@ -21,6 +22,8 @@ use crate::SandboxError;
 
 const BASE: &str = "slipway";
 const V1_LIMITS: [&str; 3] = ["memory", "pids", "cpu"];
+/// CFS period of a CPU limit (µs).
+const CPU_PERIOD: u64 = 100_000;
 
 /// Where this host keeps its cgroups, found once per process.
 #[derive(Debug, Clone)]
@@ -201,27 +204,130 @@ pub struct Cgroup {
     track: Option<PathBuf>,
     /// v1 folders holding limits (hybrid and legacy hosts).
     limits: Vec<(String, PathBuf)>,
-    /// The limits set, to explain a failure.
-    memory: Option<u64>,
-    pids: Option<u64>,
+    /// The limits in force (a new cgroup has none), to explain a failure and to write only
+    /// what changes when the cgroup is reused.
+    applied: Resources,
+    /// The v1 `memory.swappiness` found before a memory limit set it to 0, restored when a
+    /// later step has no memory limit.
+    swappiness: Option<String>,
 }
 
+/// No limit at all: what a new cgroup starts with.
+const UNLIMITED: Resources = Resources {
+    memory: None,
+    pids: None,
+    cpus: None,
+};
+
+/// A step cgroup still holding more memory than this when its step ended (files the step left
+/// on a tmpfs, page cache) is removed rather than reused, so the next step's memory limit is
+/// its own.
+const REUSE_MAX_MEMORY: u64 = 8 * 1024 * 1024;
+
+/// Emptied step cgroups of this process, ready for the next step: making and removing a
+/// cgroup in every hierarchy is most of what a short step costs.
+static IDLE: Mutex<Vec<Cgroup>> = Mutex::new(Vec::new());
+static NEXT_SLOT: AtomicU64 = AtomicU64::new(1);
+
 impl Cgroup {
-    /// Creates the cgroup `slipway/<owner>/<step>` and sets the limits. On a host without
-    /// cgroups, returns `Ok(None)`: the caller holds the step by other means.
-    pub fn create(step: &str, res: &Resources) -> Result<Option<Cgroup>, SandboxError> {
-        let name = format!("{BASE}/{}/{step}", owner_tag());
-        let err = |path: &Path, e: std::io::Error| SandboxError::Cgroup {
-            path: path.to_path_buf(),
-            source: e,
+    /// A cgroup for one step, with `res` as its limits: an idle one of this process's (empty,
+    /// checked when its last step ended) or a new `slipway/<owner>/step-<n>`. On a host without
+    /// cgroups, returns `Ok(None)`: the caller holds the step by other means. Give it back with
+    /// [`Cgroup::release`].
+    pub fn for_step(res: &Resources) -> Result<Option<Cgroup>, SandboxError> {
+        if matches!(layout(), Layout::Unavailable { .. }) {
+            return Ok(None);
+        }
+        let idle = IDLE.lock().ok().and_then(|mut idle| idle.pop());
+        if let Some(mut cg) = idle {
+            match cg.set_limits(res) {
+                Ok(()) => return Ok(Some(cg)),
+                // E.g. a memory limit below what the cgroup still holds: use a new one.
+                Err(e) => {
+                    tracing::debug!(cgroup = %cg.name, "not reusing a step cgroup: {e}");
+                    cg.remove();
+                }
+            }
+        }
+        let slot = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
+        Cgroup::create(&format!("step-{slot}"), res)
+    }
+
+    /// Gives a step's cgroup back once its step is over and [`Cgroup::kill`] has run: it is
+    /// kept for the next step only when it is empty in every hierarchy (no process, no cgroup
+    /// below it), no limit was hit in it (`limits_hit`, the counters stay) and it holds little
+    /// memory; otherwise it is removed.
+    pub fn release(self, limits_hit: bool) {
+        if !limits_hit && self.reusable() {
+            if let Ok(mut idle) = IDLE.lock() {
+                idle.push(self);
+                return;
+            }
+        }
+        self.remove();
+    }
+
+    fn reusable(&self) -> bool {
+        let dirs = self.track.iter().chain(self.limits.iter().map(|(_, d)| d));
+        let settled = |dir: &PathBuf| {
+            let no_children = fs::read_dir(dir).is_ok_and(|entries| {
+                !entries
+                    .flatten()
+                    .any(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            });
+            no_children && read_pids(&dir.join("cgroup.procs")).is_empty()
         };
+        let memory = match layout() {
+            Layout::Unified { .. } => self.track.as_ref().map(|d| d.join("memory.current")),
+            _ => self
+                .limits
+                .iter()
+                .find(|(c, _)| c == "memory")
+                .map(|(_, d)| d.join("memory.usage_in_bytes")),
+        };
+        let held = memory
+            .and_then(|f| fs::read_to_string(f).ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        held <= REUSE_MAX_MEMORY && dirs.into_iter().all(settled)
+    }
+
+    /// Removes the idle step cgroups of this process (at the end of a run: an idle Slipway
+    /// leaves none behind).
+    pub fn remove_idle() {
+        let idle = IDLE
+            .lock()
+            .map(|mut idle| std::mem::take(&mut *idle))
+            .unwrap_or_default();
+        for cg in idle {
+            cg.remove();
+        }
+    }
+
+    /// Creates the cgroup `slipway/<owner>/<name>` and sets the limits. On a host without
+    /// cgroups, returns `Ok(None)`: the caller holds the step by other means.
+    pub fn create(name: &str, res: &Resources) -> Result<Option<Cgroup>, SandboxError> {
+        let Some(mut cg) = Cgroup::make(name)? else {
+            return Ok(None);
+        };
+        if let Err(e) = cg.set_limits(res) {
+            cg.remove();
+            return Err(e);
+        }
+        Ok(Some(cg))
+    }
+
+    /// The cgroup's folders, without limits.
+    fn make(step: &str) -> Result<Option<Cgroup>, SandboxError> {
+        let name = format!("{BASE}/{}/{step}", owner_tag());
         let mut cg = Cgroup {
             name: name.clone(),
             track: None,
             limits: Vec::new(),
-            memory: res.memory,
-            pids: res.pids,
+            applied: UNLIMITED,
+            swappiness: None,
         };
+        let mkdir = |dir: &PathBuf| fs::create_dir_all(dir).map_err(|e| cg_err(dir, e));
         match layout() {
             Layout::Unavailable { .. } => return Ok(None),
             Layout::Unified { root } => {
@@ -231,7 +337,7 @@ impl Cgroup {
                 let owner = base.join(owner_tag());
                 for (dir, parent) in [(&base, root), (&owner, &base)] {
                     if !dir.exists() {
-                        fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
+                        mkdir(dir)?;
                     }
                     let wanted: Vec<String> = controllers(parent)
                         .into_iter()
@@ -244,67 +350,113 @@ impl Cgroup {
                     }
                 }
                 let dir = root.join(&name);
-                fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
-                if let Some(m) = res.memory {
-                    write(&dir.join("memory.max"), &m.to_string()).map_err(|e| err(&dir, e))?;
-                    let _ = write(&dir.join("memory.swap.max"), "0");
-                }
-                if let Some(p) = res.pids {
-                    write(&dir.join("pids.max"), &p.to_string()).map_err(|e| err(&dir, e))?;
-                }
-                if let Some(c) = res.cpus {
-                    let period = 100_000u64;
-                    let quota = ((c * period as f64) as u64).max(1000);
-                    write(&dir.join("cpu.max"), &format!("{quota} {period}"))
-                        .map_err(|e| err(&dir, e))?;
-                }
+                mkdir(&dir)?;
                 cg.track = Some(dir);
             }
             Layout::Hybrid { .. } | Layout::Legacy { .. } => {
                 let (v2, v1) = match layout() {
-                    Layout::Hybrid { v2, v1 } => (Some(v2.clone()), v1),
+                    Layout::Hybrid { v2, v1 } => (Some(v2), v1),
                     Layout::Legacy { v1 } => (None, v1),
                     _ => return Ok(None),
                 };
                 for (controller, own) in v1 {
                     let dir = own.join(&name);
-                    fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
-                    match controller.as_str() {
-                        "memory" => {
-                            if let Some(m) = res.memory {
-                                write(&dir.join("memory.limit_in_bytes"), &m.to_string())
-                                    .map_err(|e| err(&dir, e))?;
-                                let _ = write(&dir.join("memory.swappiness"), "0");
-                            }
-                        }
-                        "pids" => {
-                            if let Some(p) = res.pids {
-                                write(&dir.join("pids.max"), &p.to_string())
-                                    .map_err(|e| err(&dir, e))?;
-                            }
-                        }
-                        "cpu" => {
-                            if let Some(c) = res.cpus {
-                                let period = 100_000u64;
-                                let quota = ((c * period as f64) as u64).max(1000);
-                                write(&dir.join("cpu.cfs_period_us"), &period.to_string())
-                                    .map_err(|e| err(&dir, e))?;
-                                write(&dir.join("cpu.cfs_quota_us"), &quota.to_string())
-                                    .map_err(|e| err(&dir, e))?;
-                            }
-                        }
-                        _ => {}
+                    if let Err(e) = mkdir(&dir) {
+                        cg.remove();
+                        return Err(e);
                     }
                     cg.limits.push((controller.clone(), dir));
                 }
                 if let Some(v2) = v2 {
                     let dir = v2.join(&name);
-                    fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
+                    if let Err(e) = mkdir(&dir) {
+                        cg.remove();
+                        return Err(e);
+                    }
                     cg.track = Some(dir);
                 }
             }
         }
         Ok(Some(cg))
+    }
+
+    /// Makes `res` the cgroup's limits, an unset one unlimited; writes only what differs from
+    /// the limits in force.
+    fn set_limits(&mut self, res: &Resources) -> Result<(), SandboxError> {
+        let old = self.applied;
+        // Until every write succeeded, the limits in force are unknown: force a rewrite.
+        self.applied = Resources {
+            memory: Some(u64::MAX),
+            pids: Some(u64::MAX),
+            cpus: Some(f64::NAN),
+        };
+        let quota = |c: f64| ((c * CPU_PERIOD as f64) as u64).max(1000);
+        match layout() {
+            Layout::Unified { .. } => {
+                let Some(dir) = &self.track else {
+                    return Ok(());
+                };
+                let set = |file: &str, value: &str| write(&dir.join(file), value);
+                if res.memory != old.memory {
+                    set("memory.max", &limit_text(res.memory, "max"))
+                        .map_err(|e| cg_err(dir, e))?;
+                    let _ = set(
+                        "memory.swap.max",
+                        if res.memory.is_some() { "0" } else { "max" },
+                    );
+                }
+                if res.pids != old.pids {
+                    set("pids.max", &limit_text(res.pids, "max")).map_err(|e| cg_err(dir, e))?;
+                }
+                if res.cpus != old.cpus {
+                    let max = res.cpus.map(|c| quota(c).to_string());
+                    set(
+                        "cpu.max",
+                        &format!("{} {CPU_PERIOD}", max.as_deref().unwrap_or("max")),
+                    )
+                    .map_err(|e| cg_err(dir, e))?;
+                }
+            }
+            _ => {
+                for (controller, dir) in &self.limits {
+                    let set = |file: &str, value: &str| {
+                        write(&dir.join(file), value).map_err(|e| cg_err(dir, e))
+                    };
+                    match controller.as_str() {
+                        "memory" if res.memory != old.memory => {
+                            set("memory.limit_in_bytes", &limit_text(res.memory, "-1"))?;
+                            let swappiness = dir.join("memory.swappiness");
+                            match (res.memory, &self.swappiness) {
+                                (Some(_), None) => {
+                                    self.swappiness = fs::read_to_string(&swappiness)
+                                        .ok()
+                                        .map(|v| v.trim().to_string());
+                                    let _ = write(&swappiness, "0");
+                                }
+                                (None, Some(before)) => {
+                                    let _ = write(&swappiness, before);
+                                    self.swappiness = None;
+                                }
+                                _ => {}
+                            }
+                        }
+                        "pids" if res.pids != old.pids => {
+                            set("pids.max", &limit_text(res.pids, "max"))?;
+                        }
+                        "cpu" if res.cpus != old.cpus => match res.cpus {
+                            Some(c) => {
+                                set("cpu.cfs_period_us", &CPU_PERIOD.to_string())?;
+                                set("cpu.cfs_quota_us", &quota(c).to_string())?;
+                            }
+                            None => set("cpu.cfs_quota_us", "-1")?,
+                        },
+                        _ => {}
+                    }
+                }
+            }
+        }
+        self.applied = *res;
+        Ok(())
     }
 
     /// The `cgroup.procs` files a new process writes itself (`0`) into, v2 first.
@@ -402,14 +554,14 @@ impl Cgroup {
                 if counter(&dir.join("memory.events"), "oom_kill") > 0 {
                     found.push(format!(
                         "the memory limit ({} MiB) was reached and the kernel killed a process",
-                        mib(self.memory.unwrap_or(0))
+                        mib(self.applied.memory.unwrap_or(0))
                     ));
                 }
                 let max = counter(&dir.join("pids.events"), "max");
                 if max > 0 {
                     found.push(format!(
                         "the process limit ({}) was reached {max} times",
-                        self.pids.unwrap_or(0)
+                        self.applied.pids.unwrap_or(0)
                     ));
                 }
             }
@@ -421,7 +573,7 @@ impl Cgroup {
                             if oom > 0 {
                                 found.push(format!(
                                     "the memory limit ({} MiB) was reached and the kernel killed a process",
-                                    mib(self.memory.unwrap_or(0))
+                                    mib(self.applied.memory.unwrap_or(0))
                                 ));
                             }
                         }
@@ -430,7 +582,7 @@ impl Cgroup {
                             if max > 0 {
                                 found.push(format!(
                                     "the process limit ({}) was reached {max} times",
-                                    self.pids.unwrap_or(0)
+                                    self.applied.pids.unwrap_or(0)
                                 ));
                             }
                         }
@@ -467,6 +619,18 @@ fn read_pids(procs: &Path) -> Vec<i32> {
         .lines()
         .filter_map(|l| l.trim().parse().ok())
         .collect()
+}
+
+fn cg_err(path: &Path, source: std::io::Error) -> SandboxError {
+    SandboxError::Cgroup {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A limit as its file takes it, `unlimited` when unset.
+fn limit_text(limit: Option<u64>, unlimited: &str) -> String {
+    limit.map_or_else(|| unlimited.to_string(), |v| v.to_string())
 }
 
 fn write(path: &Path, value: &str) -> std::io::Result<()> {
@@ -640,6 +804,98 @@ mod tests {
             "process_api/abc"
         );
         assert_eq!(own_path(text, |l| l == "pids"), "");
+    }
+
+    /// The folder holding `pids.max` (v1 pids, or the unified cgroup).
+    fn pids_max(cg: &Cgroup) -> String {
+        let dir = cg
+            .limits
+            .iter()
+            .find(|(c, _)| c == "pids")
+            .map(|(_, d)| d.clone())
+            .or_else(|| cg.track.clone())
+            .expect("a cgroup folder");
+        fs::read_to_string(dir.join("pids.max"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
+    fn folders(cg: &Cgroup) -> Vec<PathBuf> {
+        cg.track
+            .iter()
+            .chain(cg.limits.iter().map(|(_, d)| d))
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn step_cgroups_are_reused_only_empty_and_with_the_next_steps_limits() {
+        let limited = Resources {
+            memory: Some(256 << 20),
+            pids: Some(64),
+            cpus: Some(0.5),
+        };
+        let first = match Cgroup::for_step(&limited) {
+            Ok(Some(cg)) => cg,
+            other => {
+                eprintln!("skipped: no writable cgroups on this host ({other:?})");
+                return;
+            }
+        };
+        let name = first.name.clone();
+        assert!(name.starts_with(&format!("{BASE}/{}/step-", owner_tag())));
+        assert_eq!(pids_max(&first), "64");
+        first.release(false);
+
+        // The same cgroup, its limits now those of a step without any.
+        let second = Cgroup::for_step(&UNLIMITED).unwrap().unwrap();
+        assert_eq!(second.name, name, "an emptied cgroup is reused");
+        assert_eq!(pids_max(&second), "max");
+        second.release(false);
+
+        // A process left in it: not reused, killed and removed.
+        let third = Cgroup::for_step(&limited).unwrap().unwrap();
+        assert_eq!(third.name, name);
+        assert_eq!(pids_max(&third), "64");
+        let mut joined = std::process::Command::new("/bin/sh");
+        joined
+            .arg("-c")
+            .arg(crate::plain::JOIN_THEN_RUN)
+            .arg("sh")
+            .args(third.procs_paths())
+            .args(["--", "echo ready; exec sleep 60"])
+            .stdout(std::process::Stdio::piped());
+        let mut child = joined.spawn().unwrap();
+        let mut ready = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut ready,
+        )
+        .unwrap();
+        assert_eq!(ready.trim(), "ready");
+        assert!(!third.pids().is_empty());
+        let dirs = folders(&third);
+        third.release(false);
+        let status = child.wait().unwrap();
+        assert!(
+            !status.success(),
+            "the process left in the cgroup was killed"
+        );
+        assert!(dirs.iter().all(|d| !d.exists()), "{dirs:?} removed");
+
+        // A cgroup whose step hit a limit keeps its counters: never reused.
+        let fourth = Cgroup::for_step(&limited).unwrap().unwrap();
+        assert_ne!(fourth.name, name);
+        let dirs = folders(&fourth);
+        fourth.release(true);
+        assert!(dirs.iter().all(|d| !d.exists()), "{dirs:?} removed");
+
+        let idle = Cgroup::for_step(&limited).unwrap().unwrap();
+        let dirs = folders(&idle);
+        idle.release(false);
+        Cgroup::remove_idle();
+        assert!(dirs.iter().all(|d| !d.exists()), "idle cgroups removed");
     }
 
     #[test]

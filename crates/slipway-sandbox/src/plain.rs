@@ -10,7 +10,7 @@ use crate::runner::{LineSink, StepFuture, StepRunner, StepSpec, in_cgroup};
 
 /// `sh -c JOIN_THEN_RUN sh <cgroup.procs files> -- <command>`: joins each cgroup (exit 126 if
 /// one refuses), then runs the command as `sh -c` would, with no positional parameters.
-const JOIN_THEN_RUN: &str =
+pub(crate) const JOIN_THEN_RUN: &str =
     r#"while [ "$1" != -- ]; do echo 0 > "$1" || exit 126; shift; done; shift; eval "set --; $1""#;
 
 #[derive(Debug, Default, Clone)]

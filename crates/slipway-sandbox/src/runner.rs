@@ -75,8 +75,6 @@ pub struct StepSpec<'a> {
     pub network: bool,
     pub resources: &'a Resources,
     pub deadline: Instant,
-    /// Unique among the steps running now; names the cgroup.
-    pub id: &'a str,
     /// Trusted or untrusted: picks the sandbox's host id range.
     pub untrusted: bool,
     pub on_spawn: &'a (dyn Fn(&Spawned) + Sync),
@@ -111,8 +109,9 @@ pub trait StepRunner: Send + Sync {
     ) -> StepFuture<'a>;
 }
 
-/// Runs one step in its own cgroup: creates it, lets `start` spawn the step's first process
-/// (which joins the cgroup before exec), supervises it, then kills and removes the cgroup.
+/// Runs one step in its own cgroup: takes one (a new one or an emptied one of an earlier
+/// step, [`Cgroup::for_step`]), lets `start` spawn the step's first process (which joins the
+/// cgroup before exec), supervises it, then kills everything in the cgroup and gives it back.
 /// `cgroup_optional`: a host where the cgroup cannot be made still runs the step (a user's
 /// sandbox, held by its pid namespace), with a note in the log.
 pub(crate) async fn in_cgroup(
@@ -122,7 +121,7 @@ pub(crate) async fn in_cgroup(
     cgroup_optional: bool,
     start: impl AsyncFnOnce(Option<&Cgroup>) -> Result<Child, String>,
 ) -> StepReport {
-    let cgroup = match Cgroup::create(spec.id, spec.resources) {
+    let cgroup = match Cgroup::for_step(spec.resources) {
         Ok(cg) => cg,
         Err(e) if !cgroup_optional => {
             return spawn_failed(format!("cannot create the step's cgroup: {e}"));
@@ -144,8 +143,8 @@ pub(crate) async fn in_cgroup(
         }
         Err(msg) => spawn_failed(msg),
     };
-    if let Some(cg) = &cgroup {
-        cg.remove();
+    if let Some(cg) = cgroup {
+        cg.release(!report.limits.is_empty());
     }
     report
 }
@@ -197,10 +196,7 @@ pub(crate) async fn supervise(
             }
         }
     };
-    let terminate = |signal: i32| {
-        if let Some(cg) = cgroup {
-            cg.signal_all(signal);
-        }
+    let signal_group = |signal: i32| {
         if let Some(pgid) = pgid {
             // SAFETY: kill(2) with a negative pid signals a process group; no memory is touched.
             unsafe {
@@ -209,10 +205,14 @@ pub(crate) async fn supervise(
         }
     };
     if matches!(end, StepEnd::TimedOut | StepEnd::Cancelled) {
-        terminate(libc::SIGTERM);
+        if let Some(cg) = cgroup {
+            cg.signal_all(libc::SIGTERM);
+        }
+        signal_group(libc::SIGTERM);
         let _ = tokio::time::timeout(TERM_GRACE, child.wait()).await;
     }
-    terminate(libc::SIGKILL);
+    // The cgroup's own kill below SIGKILLs every member left in it.
+    signal_group(libc::SIGKILL);
     if let Some(cg) = cgroup {
         if !cg.kill() {
             sink.info("some processes of the step could not be ended");

@@ -557,7 +557,6 @@ pub async fn probe(settings: SandboxSettings) -> Result<String, String> {
         network: false,
         resources: &res,
         deadline: tokio::time::Instant::now() + Duration::from_secs(30),
-        id: &format!("probe-{}", std::process::id()),
         untrusted: true,
         on_spawn: &|_| {},
     };
@@ -598,7 +597,6 @@ mod tests {
             network,
             resources: &res,
             deadline: tokio::time::Instant::now(),
-            id: "t",
             untrusted: true,
             on_spawn: &|_| {},
         };

@@ -23,7 +23,8 @@ pub use promotion::{Begin, Promotion};
 pub use queue::RunFilter;
 pub use release::{Candidate, PublishedObject, Release, manifest_digest};
 pub use state::{
-    ArtifactRow, BuildRow, LogTotals, NewRun, RunOrigin, RunRow, StepRow, Store, StoreError,
+    ArtifactRow, BuildRow, LogTotals, NewRun, RunOrigin, RunRow, StepRow, StepStart, Store,
+    StoreError,
 };
 pub use status::{BuildStatus, RunStatus};
 

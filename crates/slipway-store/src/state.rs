@@ -1,6 +1,7 @@
 //! Run state in SQLite. Every write is a single statement or a transaction, so a crash leaves
 //! the database consistent; runs whose owner died are marked `interrupted` at the next open.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -106,6 +107,20 @@ pub struct ArtifactRow {
     pub size: u64,
 }
 
+/// A step as it starts: its row is written once its first process exists (or could not be
+/// started), so the process group and cgroup to end after a crash come with it.
+pub struct StepStart<'a> {
+    /// 1-based position in the build.
+    pub idx: usize,
+    pub command: &'a str,
+    /// When the step began ([`crate::now`]), before its process was spawned.
+    pub started_at: &'a str,
+    /// The step's process group, when it was spawned.
+    pub pgid: Option<i32>,
+    /// The cgroup holding the step (`slipway/<owner>/<name>`), when the host has cgroups.
+    pub cgroup: Option<&'a str>,
+}
+
 /// What a build's log holds, recorded when the build ends.
 pub struct LogTotals<'a> {
     pub path: &'a Path,
@@ -161,8 +176,11 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
+        // An in-process SQLite connection cannot go stale: a ping before every acquire would
+        // only add a round trip to the database thread to each statement.
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(db_err)?;
@@ -364,47 +382,27 @@ impl Store {
         Ok(())
     }
 
+    /// Records a started step, with its first process and cgroup when it has one: one write,
+    /// made once the process exists, so a crash of this process can still end the step.
     pub async fn step_started(
         &self,
         run_id: i64,
         build: &str,
-        idx: usize,
-        command: &str,
+        step: &StepStart<'_>,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT OR REPLACE INTO steps (run_id, build, idx, command, status, started_at) VALUES (?, ?, ?, ?, 'running', ?)")
+        let pgid_start = step.pgid.and_then(|p| owner::start_time(p as i64));
+        sqlx::query("INSERT OR REPLACE INTO steps (run_id, build, idx, command, status, started_at, pgid, pgid_start, cgroup) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)")
             .bind(run_id)
             .bind(build)
-            .bind(idx as i64)
-            .bind(command)
-            .bind(now())
+            .bind(step.idx as i64)
+            .bind(step.command)
+            .bind(step.started_at)
+            .bind(step.pgid)
+            .bind(pgid_start)
+            .bind(step.cgroup)
             .execute(&self.pool)
             .await
             .map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
-    /// Records the process group of a running step, so it can be ended if this process crashes.
-    pub async fn step_process(
-        &self,
-        run_id: i64,
-        build: &str,
-        idx: usize,
-        pgid: i32,
-        cgroup: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let start = owner::start_time(pgid as i64);
-        sqlx::query(
-            "UPDATE steps SET pgid = ?, pgid_start = ?, cgroup = ? WHERE run_id = ? AND build = ? AND idx = ?",
-        )
-        .bind(pgid)
-        .bind(start)
-        .bind(cgroup)
-        .bind(run_id)
-        .bind(build)
-        .bind(idx as i64)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| self.err(e))?;
         Ok(())
     }
 
@@ -566,14 +564,30 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
-        Ok(rows
-            .iter()
-            .map(|r| ArtifactRow {
-                path: r.get(0),
-                sha256: r.get(1),
-                size: r.get::<i64, _>(2).max(0) as u64,
-            })
-            .collect())
+        Ok(rows.iter().map(|r| artifact_row(r, 0)).collect())
+    }
+
+    /// Every artifact of a run, by build (builds without artifacts are absent): one query for
+    /// a whole run's outcome rather than one per build.
+    pub async fn run_artifacts(
+        &self,
+        run_id: i64,
+    ) -> Result<BTreeMap<String, Vec<ArtifactRow>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT build, path, sha256, size FROM artifacts WHERE run_id = ? ORDER BY build, path",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        let mut by_build: BTreeMap<String, Vec<ArtifactRow>> = BTreeMap::new();
+        for r in &rows {
+            by_build
+                .entry(r.get(0))
+                .or_default()
+                .push(artifact_row(r, 1));
+        }
+        Ok(by_build)
     }
 }
 
@@ -606,6 +620,15 @@ fn log_query<'q>(run_id: i64, build: &'q str, log: &LogTotals<'_>) -> Query<'q> 
         .bind(log.lines as i64)
         .bind(log.bytes as i64)
         .bind(log.dropped_bytes.map(|b| b as i64))
+}
+
+/// An artifact from `path, sha256, size` at column `first` on.
+fn artifact_row(r: &sqlx::sqlite::SqliteRow, first: usize) -> ArtifactRow {
+    ArtifactRow {
+        path: r.get(first),
+        sha256: r.get(first + 1),
+        size: r.get::<i64, _>(first + 2).max(0) as u64,
+    }
 }
 
 pub(crate) const RUN_SELECT: &str = "SELECT id, instance, project, job, milestone, channel, branch, commit_sha, flow, status, error, created_at, finished_at, started_at, trigger, requested_by, retry_of FROM runs";
@@ -768,6 +791,9 @@ mod tests {
         }];
         store.record_artifacts(id, "a", &rows).await.unwrap();
         assert_eq!(store.artifacts(id, "a").await.unwrap(), rows);
+        let by_build = store.run_artifacts(id).await.unwrap();
+        assert_eq!(by_build.len(), 1);
+        assert_eq!(by_build["a"], rows);
         store
             .finish_run(id, RunStatus::Success, None)
             .await

@@ -172,8 +172,7 @@ async fn time_runner(
     let resources = Resources::default();
     let cancel = CancellationToken::new();
     let start = Instant::now();
-    for i in 0..n {
-        let id = format!("bench-{}-{i}", runner.kind());
+    for _ in 0..n {
         let spec = StepSpec {
             command: "true",
             cwd: &ws.join("work"),
@@ -182,7 +181,6 @@ async fn time_runner(
             network: false,
             resources: &resources,
             deadline: tokio::time::Instant::now() + Duration::from_secs(60),
-            id: &id,
             untrusted: true,
             on_spawn: &|_| {},
         };
