@@ -191,8 +191,18 @@ pub async fn branches(
 
 pub async fn branch_rows(state: &AppState) -> Result<Vec<BranchRowView>, ApiError> {
     let config = state.config();
+    let instances: Vec<(String, u32)> = config
+        .jobs
+        .values()
+        .flat_map(|j| {
+            config
+                .rows_for(j)
+                .into_iter()
+                .map(|r| (j.name.clone(), r.milestone))
+        })
+        .collect();
     let mut latest: BTreeMap<(String, u32), RunRow> = BTreeMap::new();
-    for r in state.store.latest_runs().await? {
+    for r in state.store.latest_runs_of(&instances).await? {
         latest.insert((r.job.clone(), r.milestone), r);
     }
     let mut rows: Vec<BranchRowView> = config
