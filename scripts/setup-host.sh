@@ -5,7 +5,7 @@
 set -euo pipefail
 
 need=()
-for pair in git:git gpg:gnupg gpgv:gpgv dpkg-deb:dpkg dpkg-scanpackages:dpkg-dev xz:xz-utils gzip:gzip apt-get:apt tar:tar reprepro:reprepro apt-ftparchive:apt-utils curl:curl lxc:lxd-client lxd:lxd mksquashfs:squashfs-tools debootstrap:debootstrap openssl:openssl rclone:rclone qemu-img:qemu-utils mkfs.ext4:e2fsprogs bwrap:bubblewrap newuidmap:uidmap debmirror:debmirror aptly:aptly lintian:lintian python3:python3; do
+for pair in git:git gpg:gnupg gpgv:gpgv dpkg-deb:dpkg dpkg-scanpackages:dpkg-dev xz:xz-utils gzip:gzip apt-get:apt tar:tar reprepro:reprepro apt-ftparchive:apt-utils curl:curl lxc:lxd-client lxd:lxd mksquashfs:squashfs-tools debootstrap:debootstrap openssl:openssl rclone:rclone qemu-img:qemu-utils mkfs.ext4:e2fsprogs bwrap:bubblewrap newuidmap:uidmap debmirror:debmirror aptly:aptly lintian:lintian python3:python3 wrk:wrk; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ "${#need[@]}" -gt 0 ]; then
