@@ -76,6 +76,27 @@ impl From<slipway_store::StoreError> for ApiError {
     }
 }
 
+/// A request the extractors refused: the client's fault unless axum says otherwise.
+fn rejected(status: StatusCode, text: String) -> ApiError {
+    if status.is_server_error() {
+        ApiError::Internal(text)
+    } else {
+        ApiError::BadRequest(text)
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(e: axum::extract::rejection::PathRejection) -> Self {
+        rejected(e.status(), e.body_text())
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(e: axum::extract::rejection::QueryRejection) -> Self {
+        rejected(e.status(), e.body_text())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("cannot listen on {addr}: {source}")]

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use serde::Serialize;
-use slipway_config::{Config, Trigger};
-use slipway_engine::{Prepared, Source, enqueue, enqueue_head, plan_at};
+use slipway_config::{Config, PlanError, Trigger};
+use slipway_engine::{EngineError, Prepared, Source, enqueue, enqueue_head, plan_at};
 use slipway_store::{RunFilter, RunOrigin};
 
 use crate::error::ApiError;
@@ -231,7 +231,13 @@ pub async fn trigger_manual(
     })
     .await
     .map_err(|e| ApiError::Internal(format!("planning task failed: {e}")))?
-    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    .map_err(|e| match e {
+        // A job or milestone that does not exist is a missing resource, not a malformed request.
+        EngineError::Plan(PlanError::UnknownJob(..) | PlanError::UnknownMilestone(..)) => {
+            ApiError::NotFound(e.to_string())
+        }
+        other => ApiError::BadRequest(other.to_string()),
+    })?;
     if prepared.plan.untrusted {
         return Err(ApiError::BadRequest(format!(
             "job '{job}' is untrusted (review-triggered); it runs on review votes, not by hand"

@@ -235,6 +235,35 @@ impl Store {
         rows.iter().map(run_row).collect()
     }
 
+    /// The newest run of each given `(job, milestone)` that has one, in no particular order.
+    /// One index seek per pair (`runs_job_milestone`), so the cost follows the branch table,
+    /// not the length of the history as `latest_runs` does.
+    pub async fn latest_runs_of(
+        &self,
+        instances: &[(String, u32)],
+    ) -> Result<Vec<RunRow>, StoreError> {
+        let mut found = Vec::new();
+        // SQLite takes at most 500 terms in one compound SELECT.
+        for chunk in instances.chunks(200) {
+            let seeks =
+                vec!["SELECT MAX(id) FROM runs WHERE job = ? AND milestone = ?"; chunk.len()]
+                    .join(" UNION ALL ");
+            let sql = format!("{RUN_SELECT} WHERE id IN ({seeks})");
+            let mut query = sqlx::query(&sql);
+            for (job, milestone) in chunk {
+                query = query.bind(job).bind(i64::from(*milestone));
+            }
+            let rows = query
+                .fetch_all(self.pool())
+                .await
+                .map_err(|e| self.db_err(e))?;
+            for row in &rows {
+                found.push(run_row(row)?);
+            }
+        }
+        Ok(found)
+    }
+
     /// A path an artifact with this sha256 was collected under, if any run has one.
     pub async fn artifact_name(&self, sha256: &str) -> Result<Option<String>, StoreError> {
         let row = sqlx::query("SELECT path FROM artifacts WHERE sha256 = ? LIMIT 1")
@@ -409,6 +438,21 @@ mod tests {
             .map(|r| r.run_id)
             .collect();
         assert_eq!(latest, vec![a, b]);
+        let pairs = [
+            ("j".to_string(), 74),
+            ("k".to_string(), 73),
+            ("k".to_string(), 74),
+        ];
+        let mut seeks: Vec<i64> = store
+            .latest_runs_of(&pairs)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.run_id)
+            .collect();
+        seeks.sort();
+        assert_eq!(seeks, vec![a, b], "one per pair that has a run");
+        assert!(store.latest_runs_of(&[]).await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -341,6 +341,22 @@ pub enum BenchCommand {
         #[arg(long)]
         example: bool,
     },
+    /// The service under load: `wrk` against the API of a `slipway serve` holding a long
+    /// history; p50, p99 and requests/s per path.
+    Serve {
+        /// Runs of history in the store.
+        #[arg(long, default_value_t = 10_000)]
+        runs: usize,
+        /// Rows of the branch table.
+        #[arg(long, default_value_t = 30)]
+        milestones: u32,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 200)]
+        connections: usize,
+        /// Seconds of load per path.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// Scheduler overhead: a DAG of no-op builds against spawning the same processes directly.
     Plan {
         #[arg(long, default_value_t = 1000)]

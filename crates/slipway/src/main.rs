@@ -4,6 +4,7 @@ mod bench;
 mod bench_apt;
 mod bench_publish;
 mod bench_sandbox;
+mod bench_serve;
 mod cli;
 mod cmd;
 mod context;

@@ -82,3 +82,40 @@ fn bench_sandbox_runs_as_a_smoke_test() {
         assert!(text.contains(row), "{row} missing:\n{text}");
     }
 }
+
+#[test]
+fn bench_serve_runs_as_a_smoke_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::slipway(
+        dir.path(),
+        &[
+            "bench",
+            "serve",
+            "--runs",
+            "500",
+            "--milestones",
+            "5",
+            "--connections",
+            "20",
+            "--seconds",
+            "2",
+        ],
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let text = common::stdout(&out);
+    assert!(text.contains("500 runs of history"), "{text}");
+    for path in ["/api/v1/branches", "/api/v1/runs"] {
+        let row = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(path))
+            .unwrap_or_else(|| panic!("no row for {path}:\n{text}"));
+        // bytes, p50 ms, p99 ms, requests/s: all measured, none zero.
+        let numbers: Vec<f64> = row
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        assert_eq!(numbers.len(), 4, "{row}");
+        assert!(numbers.iter().all(|n| *n > 0.0), "{row}");
+    }
+    assert!(text.contains("worst p99 / target"), "{text}");
+}

@@ -5,13 +5,14 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use slipway_engine::LogFollower;
 
+use super::ApiPath;
 use crate::auth::MaybeCaller;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -36,7 +37,7 @@ async fn check_build(state: &AppState, run_id: i64, build: &str) -> Result<(), A
 pub async fn text(
     State(state): State<AppState>,
     caller: MaybeCaller,
-    Path((run_id, build)): Path<(i64, String)>,
+    ApiPath((run_id, build)): ApiPath<(i64, String)>,
 ) -> Result<Response, ApiError> {
     caller.may_read(state.config().server.public_reads)?;
     check_build(&state, run_id, &build).await?;
@@ -56,7 +57,7 @@ pub async fn text(
 pub async fn stream(
     State(state): State<AppState>,
     caller: MaybeCaller,
-    Path((run_id, build)): Path<(i64, String)>,
+    ApiPath((run_id, build)): ApiPath<(i64, String)>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     caller.may_read(state.config().server.public_reads)?;
     check_build(&state, run_id, &build).await?;

@@ -11,7 +11,19 @@ use axum::Router;
 use axum::routing::{get, post};
 use utoipa::OpenApi;
 
+use crate::error::ApiError;
 use crate::state::AppState;
+
+/// `Path`, with its rejections (a run id that is not a number) answered as JSON errors like
+/// every other API error.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// `Query`, with its rejections (`?milestone=abc`) answered as JSON errors.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
 
 #[derive(OpenApi)]
 #[openapi(

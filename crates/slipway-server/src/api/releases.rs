@@ -1,12 +1,13 @@
 //! Candidates, releases, promotion and rollback of a milestone, and its latest audit.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::Deserialize;
 use slipway_config::Role;
 use slipway_engine::promote::{self, Interrupted};
 use slipway_store::{Candidate, Release};
 
+use super::ApiPath;
 use crate::audit;
 use crate::auth::MaybeCaller;
 use crate::error::{ApiError, ErrorBody};
@@ -27,7 +28,7 @@ fn known_milestone(state: &AppState, milestone: u32) -> Result<(), ApiError> {
 pub async fn candidates(
     State(state): State<AppState>,
     caller: MaybeCaller,
-    Path(milestone): Path<u32>,
+    ApiPath(milestone): ApiPath<u32>,
 ) -> Result<Json<Vec<Candidate>>, ApiError> {
     let config = state.config();
     caller.may_read(config.server.public_reads)?;
@@ -46,7 +47,7 @@ pub async fn candidates(
 pub async fn releases(
     State(state): State<AppState>,
     caller: MaybeCaller,
-    Path(milestone): Path<u32>,
+    ApiPath(milestone): ApiPath<u32>,
 ) -> Result<Json<Vec<Release>>, ApiError> {
     let config = state.config();
     caller.may_read(config.server.public_reads)?;
@@ -104,7 +105,7 @@ fn body_or_default<T: Default>(
 pub async fn promote(
     State(state): State<AppState>,
     caller: MaybeCaller,
-    Path(milestone): Path<u32>,
+    ApiPath(milestone): ApiPath<u32>,
     body: Result<Json<PromoteRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let caller = caller.require(Role::Releaser)?;
@@ -136,7 +137,7 @@ pub async fn promote(
 pub async fn rollback(
     State(state): State<AppState>,
     caller: MaybeCaller,
-    Path(milestone): Path<u32>,
+    ApiPath(milestone): ApiPath<u32>,
     body: Result<Json<RollbackRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let caller = caller.require(Role::Releaser)?;
@@ -180,7 +181,7 @@ async fn release_op(
 pub async fn latest_audit(
     State(state): State<AppState>,
     caller: MaybeCaller,
-    Path(milestone): Path<u32>,
+    ApiPath(milestone): ApiPath<u32>,
 ) -> Result<Json<AuditSnapshot>, ApiError> {
     caller.may_read(state.config().server.public_reads)?;
     known_milestone(&state, milestone)?;

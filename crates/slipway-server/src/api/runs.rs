@@ -4,13 +4,14 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use slipway_config::Role;
 use slipway_store::{ArtifactRow, BuildRow, RunFilter, RunRow};
 
+use super::{ApiPath, ApiQuery};
 use crate::auth::MaybeCaller;
 use crate::dispatch::{self, Cancelled};
 use crate::error::{ApiError, ErrorBody};
@@ -37,7 +38,7 @@ pub struct RunsQuery {
 pub async fn list(
     State(state): State<AppState>,
     caller: MaybeCaller,
-    Query(q): Query<RunsQuery>,
+    ApiQuery(q): ApiQuery<RunsQuery>,
 ) -> Result<Json<Vec<RunRow>>, ApiError> {
     caller.may_read(state.config().server.public_reads)?;
     if let Some(s) = &q.status {
@@ -78,7 +79,7 @@ pub struct Queued {
 pub async fn create(
     State(state): State<AppState>,
     caller: MaybeCaller,
-    Path(job): Path<String>,
+    ApiPath(job): ApiPath<String>,
     body: Result<Json<TriggerRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Queued>), ApiError> {
     let caller = caller.require(Role::Trigger)?;
@@ -133,7 +134,7 @@ pub async fn run_detail(state: &AppState, id: i64) -> Result<RunDetail, ApiError
 pub async fn show(
     State(state): State<AppState>,
     caller: MaybeCaller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<RunDetail>, ApiError> {
     caller.may_read(state.config().server.public_reads)?;
     Ok(Json(run_detail(&state, id).await?))
@@ -154,7 +155,7 @@ pub struct CancelResult {
 pub async fn cancel(
     State(state): State<AppState>,
     caller: MaybeCaller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<CancelResult>, ApiError> {
     let caller = caller.require(Role::Trigger)?;
     let why = format!("cancelled by {}", caller.name);
@@ -190,8 +191,18 @@ pub async fn branches(
 
 pub async fn branch_rows(state: &AppState) -> Result<Vec<BranchRowView>, ApiError> {
     let config = state.config();
+    let instances: Vec<(String, u32)> = config
+        .jobs
+        .values()
+        .flat_map(|j| {
+            config
+                .rows_for(j)
+                .into_iter()
+                .map(|r| (j.name.clone(), r.milestone))
+        })
+        .collect();
     let mut latest: BTreeMap<(String, u32), RunRow> = BTreeMap::new();
-    for r in state.store.latest_runs().await? {
+    for r in state.store.latest_runs_of(&instances).await? {
         latest.insert((r.job.clone(), r.milestone), r);
     }
     let mut rows: Vec<BranchRowView> = config
@@ -230,7 +241,7 @@ pub async fn branch_rows(state: &AppState) -> Result<Vec<BranchRowView>, ApiErro
 pub async fn artifact(
     State(state): State<AppState>,
     caller: MaybeCaller,
-    Path(sha256): Path<String>,
+    ApiPath(sha256): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     caller.may_read(state.config().server.public_reads)?;
     let valid = sha256.len() == 64

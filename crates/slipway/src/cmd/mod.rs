@@ -128,6 +128,23 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Bench {
             command: BenchCommand::Sandbox { steps, example },
         } => crate::bench_sandbox::run(steps, example).await,
+        Command::Bench {
+            command:
+                BenchCommand::Serve {
+                    runs,
+                    milestones,
+                    connections,
+                    seconds,
+                },
+        } => {
+            crate::bench_serve::run(crate::bench_serve::Options {
+                runs,
+                milestones,
+                connections,
+                seconds,
+            })
+            .await
+        }
         Command::Doctor => doctor::doctor(&config).await,
         Command::Bench {
             command:

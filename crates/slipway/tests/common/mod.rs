@@ -1,6 +1,8 @@
 //! Helpers for end-to-end tests: the real `slipway` binary on small real git projects.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
