@@ -107,7 +107,7 @@ impl FromRequestParts<AppState> for MaybeCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some((presented, from_cookie)) = presented_token(parts) else {
+        let Some((presented, from_cookie)) = presented_token(&parts.headers) else {
             return Ok(MaybeCaller(None));
         };
         if from_cookie && !parts.method.is_safe() && !is_json(parts) {
@@ -134,15 +134,15 @@ fn is_json(parts: &Parts) -> bool {
 }
 
 /// The token a request presents, and whether it came from the session cookie.
-fn presented_token(parts: &Parts) -> Option<(String, bool)> {
-    if let Some(h) = parts.headers.get(AUTHORIZATION) {
+fn presented_token(headers: &axum::http::HeaderMap) -> Option<(String, bool)> {
+    if let Some(h) = headers.get(AUTHORIZATION) {
         let text = h.to_str().ok()?;
         let token = text
             .strip_prefix("Bearer ")
             .or_else(|| text.strip_prefix("bearer "))?;
         return Some((token.trim().to_string(), false));
     }
-    for h in parts.headers.get_all(COOKIE) {
+    for h in headers.get_all(COOKIE) {
         let Ok(text) = h.to_str() else { continue };
         for pair in text.split(';') {
             if let Some((k, v)) = pair.trim().split_once('=') {
@@ -153,6 +153,15 @@ fn presented_token(parts: &Parts) -> Option<(String, bool)> {
         }
     }
     None
+}
+
+/// Which role a request's token carries (`anonymous` without a valid one): what a response
+/// shared between requests may depend on.
+pub fn role_key(headers: &axum::http::HeaderMap, tokens: &Tokens) -> &'static str {
+    presented_token(headers)
+        .and_then(|(t, _)| tokens.caller_for(&t))
+        .map(|c| c.role.as_str())
+        .unwrap_or("anonymous")
 }
 
 impl MaybeCaller {

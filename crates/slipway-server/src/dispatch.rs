@@ -84,6 +84,7 @@ pub async fn cancel(
     run_id: i64,
     why: &str,
 ) -> Result<Cancelled, crate::error::ApiError> {
+    state.cache.changed();
     if state.store.cancel_queued(run_id, why).await? {
         tracing::info!(run = run_id, "cancelled a queued run: {why}");
         return Ok(Cancelled::Queued);
@@ -142,6 +143,7 @@ pub async fn dispatch_once(state: &AppState) -> Result<(), slipway_store::StoreE
         if !state.store.claim_run(run.run_id).await? {
             continue;
         }
+        state.cache.changed();
         // Registered at once, so a cancel during planning reaches it.
         let cancel = CancellationToken::new();
         lock(&state.dispatcher.running).insert(
@@ -257,6 +259,7 @@ fn start(state: &AppState, run: RunRow, prepared: Prepared, cancel: Cancellation
         let state = state.clone();
         async move {
             while let Some(e) = rx.recv().await {
+                state.cache.changed();
                 if let slipway_engine::Event::BuildFinished { status, .. } = &e.event {
                     state.metrics.build_finished(status.as_str());
                 }
@@ -302,6 +305,7 @@ fn start(state: &AppState, run: RunRow, prepared: Prepared, cancel: Cancellation
             }
         }
         lock(&state.dispatcher.running).remove(&id);
+        state.cache.changed();
         state.dispatcher.wake();
     });
 }

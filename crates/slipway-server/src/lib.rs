@@ -8,6 +8,7 @@
 pub mod api;
 mod audit;
 pub mod auth;
+mod cache;
 pub mod dashboard;
 mod dispatch;
 mod error;
@@ -26,7 +27,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use slipway_config::{Config, OnShutdown};
 use slipway_store::Store;
 
@@ -102,6 +103,7 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&str)) -> Result<()
     let app = Router::new()
         .merge(api::router())
         .merge(pages::router())
+        .layer(middleware::from_fn_with_state(state.clone(), cached_reads))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             common_headers,
@@ -149,6 +151,48 @@ async fn stop_on_signal(stop: tokio_util::sync::CancellationToken) {
     }
     tracing::info!("stop requested");
     stop.cancel();
+}
+
+/// Paths whose GET responses are shared for up to a second (see `cache.rs`).
+const CACHED: [&str; 3] = ["/", "/api/v1/branches", "/api/v1/runs"];
+
+async fn cached_reads(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if request.method() != axum::http::Method::GET || !CACHED.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    let role = auth::role_key(request.headers(), &state.tokens());
+    let key = format!("{role} {}", request.uri());
+    if let Some((content_type, body)) = state.cache.get(&key) {
+        return ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response();
+    }
+    let _computing = state.cache.computing.lock().await;
+    if let Some((content_type, body)) = state.cache.get(&key) {
+        return ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response();
+    }
+    let generation = state.cache.generation();
+    let response = next.run(request).await;
+    if response.status() != axum::http::StatusCode::OK {
+        return response;
+    }
+    let content_type = match response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(t) if t.starts_with("text/html") => "text/html; charset=utf-8",
+        Some(t) if t.starts_with("application/json") => "application/json",
+        _ => return response,
+    };
+    let (parts, body) = response.into_parts();
+    match axum::body::to_bytes(body, 16 * 1024 * 1024).await {
+        Ok(bytes) => {
+            state
+                .cache
+                .put(key, generation, content_type, bytes.clone());
+            Response::from_parts(parts, axum::body::Body::from(bytes))
+        }
+        Err(e) => ApiError::Internal(format!("reading a response: {e}")).into_response(),
+    }
 }
 
 /// Counts requests and sets the headers every response carries: the dashboard loads nothing

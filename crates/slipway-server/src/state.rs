@@ -38,6 +38,8 @@ pub struct Inner {
     pub dashboard: Dashboard,
     /// Cancelled when the server is asked to stop.
     pub shutdown: CancellationToken,
+    /// The busiest read responses, for a second or until something changes.
+    pub cache: crate::cache::ReadCache,
     /// The URL the dashboard links to (`[server] public_url`, else the listening address).
     pub base_url: RwLock<String>,
 }
@@ -102,6 +104,7 @@ impl AppState {
             dashboard,
             shutdown: CancellationToken::new(),
             base_url: RwLock::new(parts.base_url),
+            cache: crate::cache::ReadCache::default(),
         })))
     }
 
@@ -140,6 +143,7 @@ impl AppState {
         if let Ok(mut c) = self.0.config.write() {
             *c = Arc::new(config);
         }
+        self.cache.changed();
         self.poll_now.notify_one();
         self.dispatcher.wake();
         Ok(())

@@ -168,6 +168,7 @@ async fn queue_head(
     };
     tracing::info!(run = id, job, milestone, commit = %short(commit), "queued a run for a new head");
     report.queued.push(id);
+    state.cache.changed();
     if config.server.cancel_superseded {
         report
             .superseded
@@ -252,6 +253,7 @@ pub async fn trigger_manual(
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     tracing::info!(run = id, job, milestone, by, "queued a manual run");
+    state.cache.changed();
     state.dispatcher.wake();
     Ok(id)
 }

@@ -16,7 +16,7 @@ use slipway_store::{NewRun, RunOrigin, RunStatus, Store};
 
 /// What is measured: the run list and the branch table with each row's latest runs (what the
 /// dashboard home shows). The dashboard home `/` joins this list when it lands.
-pub const PATHS: [&str; 2] = ["/api/v1/branches", "/api/v1/runs"];
+pub const PATHS: [&str; 3] = ["/", "/api/v1/branches", "/api/v1/runs"];
 
 /// Issue 9's latency target for p99.
 const TARGET_P99: Duration = Duration::from_millis(100);

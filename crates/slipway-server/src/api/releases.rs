@@ -160,8 +160,9 @@ async fn release_op(
     op: impl Future<Output = Result<promote::PromoteOutcome, promote::PromoteError>> + Send + 'static,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let task = tokio::spawn(op);
-    let outcome = task
-        .await
+    let outcome = task.await;
+    state.cache.changed();
+    let outcome = outcome
         .map_err(|e| ApiError::Internal(format!("release task: {e}")))?
         .map_err(|e| match e {
             promote::PromoteError::Refused(m) => ApiError::Conflict(m),
