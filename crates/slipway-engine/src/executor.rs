@@ -438,7 +438,7 @@ async fn run_build(ctx: &Ctx, build: &PlannedBuild) -> (BuildStatus, Option<Stri
             }
         }
     };
-    // The status and the log's totals go in one transaction: one write per finished build.
+    // The log's totals, then the status: the store writes them in that order.
     let recorded = match &log {
         Some(totals) => {
             ctx.store
