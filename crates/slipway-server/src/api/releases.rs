@@ -22,6 +22,18 @@ fn known_milestone(state: &AppState, milestone: u32) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The project name for a read about `milestone`: the caller may read, the milestone exists.
+fn read_milestone(
+    state: &AppState,
+    caller: MaybeCaller,
+    milestone: u32,
+) -> Result<String, ApiError> {
+    let config = state.config();
+    caller.may_read(config.server.public_reads)?;
+    known_milestone(state, milestone)?;
+    Ok(config.project.name.clone())
+}
+
 /// Candidates of a milestone (what staging received from successful continuous runs), newest first.
 #[utoipa::path(get, path = "/api/v1/milestones/{m}/candidates", params(("m" = u32, Path, description = "milestone")),
     responses((status = 200, body = [Candidate]), (status = 404, body = ErrorBody)))]
@@ -30,15 +42,8 @@ pub async fn candidates(
     caller: MaybeCaller,
     ApiPath(milestone): ApiPath<u32>,
 ) -> Result<Json<Vec<Candidate>>, ApiError> {
-    let config = state.config();
-    caller.may_read(config.server.public_reads)?;
-    known_milestone(&state, milestone)?;
-    Ok(Json(
-        state
-            .store
-            .candidates(&config.project.name, milestone)
-            .await?,
-    ))
+    let project = read_milestone(&state, caller, milestone)?;
+    Ok(Json(state.store.candidates(&project, milestone).await?))
 }
 
 /// Releases of a milestone (promotions and rollbacks), newest first: the first is live.
@@ -49,15 +54,8 @@ pub async fn releases(
     caller: MaybeCaller,
     ApiPath(milestone): ApiPath<u32>,
 ) -> Result<Json<Vec<Release>>, ApiError> {
-    let config = state.config();
-    caller.may_read(config.server.public_reads)?;
-    known_milestone(&state, milestone)?;
-    Ok(Json(
-        state
-            .store
-            .releases(&config.project.name, milestone)
-            .await?,
-    ))
+    let project = read_milestone(&state, caller, milestone)?;
+    Ok(Json(state.store.releases(&project, milestone).await?))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -184,8 +182,7 @@ pub async fn latest_audit(
     caller: MaybeCaller,
     ApiPath(milestone): ApiPath<u32>,
 ) -> Result<Json<AuditSnapshot>, ApiError> {
-    caller.may_read(state.config().server.public_reads)?;
-    known_milestone(&state, milestone)?;
+    read_milestone(&state, caller, milestone)?;
     lock(&state.audits)
         .get(&milestone)
         .cloned()
