@@ -10,6 +10,7 @@ mod native;
 mod plan;
 mod resources;
 mod retention;
+mod review;
 mod server;
 mod service;
 mod validate;
@@ -25,6 +26,7 @@ pub use native::{
 pub use plan::{Bypass, Flow, Plan, PlanError, PlannedBuild, branch_for, plan};
 pub use resources::{DEFAULT_MEMORY, DEFAULT_PIDS, Limits, Resources, parse_size};
 pub use retention::{DEFAULT_KEEP_DAYS, DEFAULT_KEEP_LAST, DEFAULT_KEEP_RELEASES, RetentionConfig};
+pub use review::{ReviewConfig, is_label};
 pub use server::{DEFAULT_LISTEN, OnShutdown, Role, ServerConfig, TokenConfig};
 pub use service::{
     BranchRow, BranchSelector, Config, DEFAULT_LOG_LIMIT, Job, Project, ReviewTrigger,

@@ -11,6 +11,7 @@ use crate::builds::{Builds, RawBuild};
 use crate::diag::{ConfigError, ConfigErrors, Loc, SourceText, parse_toml};
 use crate::resources::{RawResources, Resources, parse_size};
 use crate::retention::{RawRetention, RetentionConfig, retention_config};
+use crate::review::{RawReview, ReviewConfig, is_label, review_config};
 use crate::server::{RawServer, ServerConfig, server_config};
 
 #[derive(Deserialize)]
@@ -30,6 +31,7 @@ struct RawService {
     sandbox: Option<Spanned<RawSandbox>>,
     retention: Option<RawRetention>,
     server: Option<RawServer>,
+    review: Option<RawReview>,
 }
 
 #[derive(Deserialize)]
@@ -234,6 +236,8 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     pub retention: RetentionConfig,
     pub server: ServerConfig,
+    /// The code review server review-triggered jobs listen to.
+    pub review: Option<ReviewConfig>,
 }
 
 impl Config {
@@ -370,7 +374,27 @@ impl Config {
                     ));
                     Trigger::Manual
                 }
-                RawTrigger::Review { review } => Trigger::Review(review),
+                RawTrigger::Review { review } => {
+                    if review.min < 1 {
+                        errors.push(source.error(
+                            &trigger_span,
+                            format!(
+                                "review trigger min must be at least 1, not {} (a negative or zero vote never starts a presubmit)",
+                                review.min
+                            ),
+                        ));
+                    }
+                    if !is_label(&review.label) {
+                        errors.push(source.error(
+                            &trigger_span,
+                            format!(
+                                "review trigger label '{}' is not a label name",
+                                review.label
+                            ),
+                        ));
+                    }
+                    Trigger::Review(review)
+                }
             };
             let branches_loc = source.loc_of(&j.branches.span());
             let selector = match j.branches.into_inner() {
@@ -448,12 +472,17 @@ impl Config {
             .as_ref()
             .map(|r| server_config(&source, r, &secret_names, &mut errors))
             .unwrap_or_default();
+        let review = raw
+            .review
+            .as_ref()
+            .map(|r| review_config(&source, r, &secret_names, &mut errors));
 
         errors.into_result()?;
         Ok(Config {
             sandbox,
             retention,
             server,
+            review,
             source,
             base_dir,
             project,

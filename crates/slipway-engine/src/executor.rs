@@ -13,7 +13,8 @@ use slipway_sandbox::{
     StepSpec,
 };
 use slipway_store::{
-    ArtifactRow, BuildStatus, Candidate, LogTotals, NewRun, RunOrigin, RunStatus, StepStart, Store,
+    ArtifactRow, BuildStatus, Candidate, LogTotals, NewRun, ReviewRunKey, RunOrigin, RunStatus,
+    StepStart, Store,
 };
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
@@ -35,6 +36,9 @@ pub struct RunOptions {
     pub jobs: usize,
     /// Keep each build's workspace after it ends (for debugging).
     pub keep_workspaces: bool,
+    /// Whose build cache an untrusted run uses (a review change: `change-<n>`), so one
+    /// change's code cannot poison the cache another change's run reads.
+    pub cache_scope: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -44,6 +48,7 @@ impl Default for RunOptions {
                 .map(|n| n.get())
                 .unwrap_or(2),
             keep_workspaces: false,
+            cache_scope: None,
         }
     }
 }
@@ -157,6 +162,29 @@ fn build_names(plan: &Plan) -> Vec<(String, Vec<String>)> {
         .iter()
         .map(|b| (b.name.clone(), b.needs.clone()))
         .collect()
+}
+
+/// Queues the run of a review crossing: `fired` goes from `before` to `now` in the same
+/// transaction, so one crossing of a label starts one run however often it is observed.
+/// `None`: another observation queued it.
+pub async fn enqueue_review(
+    store: &Store,
+    prepared: &Prepared,
+    origin: &RunOrigin,
+    key: ReviewRunKey<'_>,
+    before: u32,
+    now: u32,
+) -> Result<Option<i64>, EngineError> {
+    Ok(store
+        .enqueue_review_run(
+            &new_run(prepared),
+            &build_names(&prepared.plan),
+            origin,
+            key,
+            before,
+            now,
+        )
+        .await?)
 }
 
 /// Executes run `run_id` (already recorded and owned by this process) as `prepared` plans it,
@@ -620,18 +648,17 @@ async fn lock_cache(
 }
 
 fn build_cache(ctx: &Ctx, build: &PlannedBuild) -> String {
-    let trust = if ctx.plan.untrusted {
-        "untrusted"
-    } else {
-        "trusted"
-    };
-    let dir = ctx
+    let base = ctx
         .store
         .data_dir()
         .join("cache/builds")
-        .join(&ctx.plan.project)
-        .join(trust)
-        .join(&build.name);
+        .join(&ctx.plan.project);
+    let dir = if ctx.plan.untrusted {
+        let scope = ctx.opts.cache_scope.as_deref().unwrap_or("local");
+        base.join("untrusted").join(scope).join(&build.name)
+    } else {
+        base.join("trusted").join(&build.name)
+    };
     let _ = std::fs::create_dir_all(&dir);
     dir.display().to_string()
 }

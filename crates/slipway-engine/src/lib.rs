@@ -22,10 +22,12 @@ mod workspace;
 pub use error::EngineError;
 pub use events::{Event, RunEvent};
 pub use executor::{
-    BuildOutcome, RunOptions, RunOutcome, enqueue, enqueue_head, execute, execute_run,
+    BuildOutcome, RunOptions, RunOutcome, enqueue, enqueue_head, enqueue_review, execute,
+    execute_run,
 };
 pub use junit::read_junit;
 pub use log_follow::{LogChunk, LogFollower};
+pub use logs::log_tail;
 pub use lxd_test::reap_leftovers as reap_lxd_leftovers;
 pub use secrets::{check_secrets, read_secret};
 pub use slipway_sandbox::cgroup::reap_orphans;

@@ -20,6 +20,33 @@ const MASK: &str = "[secret]";
 /// The stream tag of Slipway's own lines.
 const INFO: &str = "--";
 
+/// The text of the last `n` lines of a build log (without time and stream), reading at most
+/// its last 256 KiB; empty if there is no log.
+pub fn log_tail(path: &Path, n: usize) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(256 * 1024);
+    if f.seek(SeekFrom::Start(start)).is_err() {
+        return Vec::new();
+    }
+    let mut bytes = Vec::new();
+    if f.read_to_end(&mut bytes).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<&str> = text.lines().collect();
+    if start > 0 && !lines.is_empty() {
+        lines.remove(0); // cut in the middle
+    }
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| l.split_once("| ").map(|(_, t)| t).unwrap_or(l).to_string())
+        .collect()
+}
+
 #[cfg(test)]
 use slipway_config::DEFAULT_LOG_LIMIT;
 

@@ -150,6 +150,57 @@ impl Source {
         })
     }
 
+    /// The commit of a review patch set's ref (`refs/changes/NN/C/P`), fetched first when the
+    /// repository is a mirror. It must be `revision`, the commit the review server named: a ref
+    /// that moved or lies is refused rather than built.
+    pub fn change_commit(
+        &self,
+        remote: bool,
+        git_ref: &str,
+        revision: &str,
+    ) -> Result<String, EngineError> {
+        let valid = git_ref.starts_with("refs/changes/")
+            && git_ref
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'/' || b == b'-' || b == b'_');
+        if !valid {
+            return Err(EngineError::Git {
+                repo: self.display.clone(),
+                message: format!("'{git_ref}' is not a review ref (refs/changes/...)"),
+            });
+        }
+        if remote {
+            self.git(&[
+                "fetch",
+                "--quiet",
+                "origin",
+                &format!("+{git_ref}:{git_ref}"),
+            ])?;
+        }
+        let commit = self
+            .git(&[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("{git_ref}^{{commit}}"),
+            ])
+            .map_err(|_| EngineError::Git {
+                repo: self.display.clone(),
+                message: format!("no ref '{git_ref}'"),
+            })?;
+        if commit != revision {
+            return Err(EngineError::Git {
+                repo: self.display.clone(),
+                message: format!(
+                    "{git_ref} is {}, not the patch set's revision {}",
+                    short(&commit),
+                    short(revision)
+                ),
+            });
+        }
+        Ok(commit)
+    }
+
     /// A file's text at a commit, or `None` if the commit does not have it.
     pub fn read_file(&self, commit: &str, path: &str) -> Result<Option<String>, EngineError> {
         let spec = format!("{commit}:{path}");

@@ -124,6 +124,16 @@ pub async fn dispatch_once(state: &AppState) -> Result<(), slipway_store::StoreE
         if state.shutdown.is_cancelled() {
             return Ok(());
         }
+        // Presubmit runs of different changes use different caches: they may run side by side.
+        let review_change = if run.flow == "presubmit" {
+            state
+                .store
+                .review_run(run.run_id)
+                .await?
+                .map(|r| r.change_number)
+        } else {
+            None
+        };
         {
             let running = lock(&state.dispatcher.running);
             if running.len() >= config.server.max_runs {
@@ -135,7 +145,7 @@ pub async fn dispatch_once(state: &AppState) -> Result<(), slipway_store::StoreE
                     continue;
                 }
             }
-            let instance = instance_lock(&run);
+            let instance = instance_lock(&run, review_change);
             if running.values().any(|r| r.locks.contains(&instance)) {
                 continue;
             }
@@ -150,13 +160,13 @@ pub async fn dispatch_once(state: &AppState) -> Result<(), slipway_store::StoreE
             run.run_id,
             Running {
                 job: run.job.clone(),
-                locks: vec![instance_lock(&run)],
+                locks: vec![instance_lock(&run, review_change)],
                 cancel: cancel.clone(),
             },
         );
         match prepare(state, &run).await {
             Ok(prepared) => {
-                let locks = locks_of(&run, &prepared);
+                let locks = locks_of(&run, review_change, &prepared);
                 let taken = {
                     let mut running = lock(&state.dispatcher.running);
                     let busy = running.iter().any(|(id, r)| {
@@ -174,7 +184,7 @@ pub async fn dispatch_once(state: &AppState) -> Result<(), slipway_store::StoreE
                     state.store.unclaim_run(run.run_id).await?;
                     continue;
                 }
-                start(state, run, prepared, cancel);
+                start(state, run, prepared, cancel, review_change);
             }
             Err(message) => {
                 lock(&state.dispatcher.running).remove(&run.run_id);
@@ -190,13 +200,16 @@ pub async fn dispatch_once(state: &AppState) -> Result<(), slipway_store::StoreE
     Ok(())
 }
 
-fn instance_lock(run: &RunRow) -> String {
-    format!("instance {}", run.instance)
+fn instance_lock(run: &RunRow, review_change: Option<i64>) -> String {
+    match review_change {
+        Some(n) => format!("instance {} change {n}", run.instance),
+        None => format!("instance {}", run.instance),
+    }
 }
 
 /// What a run must hold alone: its instance, and the milestone's staging when it publishes.
-fn locks_of(run: &RunRow, prepared: &Prepared) -> Vec<String> {
-    let mut locks = vec![instance_lock(run)];
+fn locks_of(run: &RunRow, review_change: Option<i64>, prepared: &Prepared) -> Vec<String> {
+    let mut locks = vec![instance_lock(run, review_change)];
     let publishes = prepared
         .plan
         .builds
@@ -248,7 +261,13 @@ async fn prepare(state: &AppState, run: &RunRow) -> Result<Prepared, String> {
     Ok(prepared)
 }
 
-fn start(state: &AppState, run: RunRow, prepared: Prepared, cancel: CancellationToken) {
+fn start(
+    state: &AppState,
+    run: RunRow,
+    prepared: Prepared,
+    cancel: CancellationToken,
+    review_change: Option<i64>,
+) {
     state
         .metrics
         .runs_started
@@ -273,6 +292,7 @@ fn start(state: &AppState, run: RunRow, prepared: Prepared, cancel: Cancellation
     let opts = RunOptions {
         jobs: config.server.build_jobs,
         keep_workspaces: false,
+        cache_scope: review_change.map(|n| format!("change-{n}")),
     };
     state.dispatcher.tasks.clone().spawn(async move {
         let id = run.run_id;
@@ -307,6 +327,7 @@ fn start(state: &AppState, run: RunRow, prepared: Prepared, cancel: Cancellation
         lock(&state.dispatcher.running).remove(&id);
         state.cache.changed();
         state.dispatcher.wake();
+        state.review.votes_wake.notify_one();
     });
 }
 
@@ -330,6 +351,8 @@ pub async fn queue_retries(state: &AppState) -> Result<Vec<i64>, slipway_store::
             .store
             .enqueue_run(&new_run_of(&old), &builds, &origin)
             .await?;
+        // A presubmit's retry keeps its change and votes in its place.
+        state.store.copy_review_run(old.run_id, id).await?;
         tracing::warn!(
             run = id,
             retry_of = old.run_id,

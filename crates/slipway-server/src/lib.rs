@@ -15,6 +15,7 @@ mod error;
 mod metrics;
 mod pages;
 mod reload;
+mod review;
 mod state;
 mod trigger;
 
@@ -92,12 +93,13 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&str)) -> Result<()
         tracing::info!(run = id, "retry queued");
     }
 
-    let background = [
+    let mut background = vec![
         tokio::spawn(dispatch::run_loop(state.clone())),
         tokio::spawn(trigger::run_loop(state.clone())),
         tokio::spawn(audit::run_loop(state.clone())),
         tokio::spawn(reload::run_loop(state.clone())),
     ];
+    background.extend(review::spawn(&state));
     state.dispatcher.wake();
 
     let app = Router::new()

@@ -42,6 +42,8 @@ pub struct Inner {
     pub cache: crate::cache::ReadCache,
     /// The URL the dashboard links to (`[server] public_url`, else the listening address).
     pub base_url: RwLock<String>,
+    /// Presubmit from code review: webhook requests, the reporter's wake-up, the last poll.
+    pub review: crate::review::ReviewState,
 }
 
 /// The last poll of the branch table.
@@ -105,6 +107,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             base_url: RwLock::new(parts.base_url),
             cache: crate::cache::ReadCache::default(),
+            review: crate::review::ReviewState::default(),
         })))
     }
 

@@ -272,6 +272,11 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
+        sqlx::query("DELETE FROM review_runs WHERE run_id IN (SELECT value FROM json_each(?))")
+            .bind(&deleted)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         sqlx::query("DELETE FROM suite_results WHERE run_id IN (SELECT value FROM json_each(?))")
             .bind(&deleted)
             .execute(&mut *tx)

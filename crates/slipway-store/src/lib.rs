@@ -9,6 +9,7 @@ mod private;
 mod promotion;
 mod queue;
 mod release;
+mod review;
 mod state;
 mod status;
 mod suites;
@@ -22,6 +23,7 @@ pub use private::{PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, create_private_dir, creat
 pub use promotion::{Begin, Promotion};
 pub use queue::RunFilter;
 pub use release::{Candidate, PublishedObject, Release, manifest_digest};
+pub use review::{ReviewChange, ReviewRun, ReviewRunKey, ReviewVote, VoteUpdate};
 pub use state::{
     ArtifactRow, BuildRow, LogTotals, NewRun, RunOrigin, RunRow, StepRow, StepStart, Store,
     StoreError,

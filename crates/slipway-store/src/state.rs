@@ -657,7 +657,7 @@ pub(crate) fn run_row(r: &sqlx::sqlite::SqliteRow) -> Result<RunRow, StoreError>
     })
 }
 
-fn parse_status<T: FromStr<Err = String>>(s: String) -> Result<T, StoreError> {
+pub(crate) fn parse_status<T: FromStr<Err = String>>(s: String) -> Result<T, StoreError> {
     T::from_str(&s).map_err(StoreError::Corrupt)
 }
 

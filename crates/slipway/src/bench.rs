@@ -39,7 +39,7 @@ pub async fn plan(builds: usize, jobs: usize, sandbox: bool) -> Result<ExitCode>
         prepared,
         RunOptions {
             jobs,
-            keep_workspaces: false,
+            ..RunOptions::default()
         },
         CancellationToken::new(),
         None,

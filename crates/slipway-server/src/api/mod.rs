@@ -3,6 +3,7 @@
 
 pub mod logs;
 pub mod releases;
+pub mod reviews;
 pub mod runs;
 pub mod system;
 
@@ -50,6 +51,9 @@ pub struct ApiQuery<T>(pub T);
         releases::promote,
         releases::rollback,
         releases::latest_audit,
+        reviews::list,
+        reviews::poll,
+        reviews::webhook,
     ),
     components(schemas(
         crate::error::ErrorBody,
@@ -63,6 +67,14 @@ pub struct ApiQuery<T>(pub T);
         releases::RollbackRequest,
         system::Health,
         system::Reloaded,
+        reviews::ReviewsView,
+        reviews::ChangeView,
+        reviews::Delivery,
+        crate::review::ReviewPollReport,
+        crate::review::ReviewStatus,
+        runs::RunReview,
+        slipway_store::ReviewChange,
+        slipway_store::ReviewRun,
         crate::trigger::PollReport,
         crate::state::PollStatus,
         crate::state::AuditSnapshot,
@@ -107,4 +119,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/milestones/{m}/promote", post(releases::promote))
         .route("/api/v1/milestones/{m}/rollback", post(releases::rollback))
         .route("/api/v1/milestones/{m}/audit", get(releases::latest_audit))
+        .route("/api/v1/reviews", get(reviews::list))
+        .route("/api/v1/review/poll", post(reviews::poll))
+        .route("/api/v1/gerrit/events", post(reviews::webhook))
 }

@@ -109,6 +109,14 @@ pub struct RunDetail {
     pub builds: Vec<BuildDetail>,
     /// Whether this server is executing the run now.
     pub executing: bool,
+    /// The review change and patch set of a presubmit run, and its vote.
+    pub review: Option<RunReview>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RunReview {
+    pub change: Option<slipway_store::ReviewChange>,
+    pub run: slipway_store::ReviewRun,
 }
 
 pub async fn run_detail(state: &AppState, id: i64) -> Result<RunDetail, ApiError> {
@@ -121,10 +129,18 @@ pub async fn run_detail(state: &AppState, id: i64) -> Result<RunDetail, ApiError
             artifacts,
         });
     }
+    let review = match state.store.review_run(id).await? {
+        Some(r) => Some(RunReview {
+            change: state.store.review_change(r.change_number).await?,
+            run: r,
+        }),
+        None => None,
+    };
     Ok(RunDetail {
         run,
         builds,
         executing: dispatch::is_running_here(state, id),
+        review,
     })
 }
 
