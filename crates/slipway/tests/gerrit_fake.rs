@@ -657,6 +657,7 @@ fn stream_events() {
     assert_eq!(created["change"]["project"], PROJECT);
     assert_eq!(created["change"]["branch"], "main");
     assert_eq!(created["change"]["status"], "NEW");
+    assert_eq!(created["change"]["open"], true);
     assert_eq!(created["change"]["owner"]["username"], "dev");
     assert_eq!(
         created["change"]["url"],

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::change_ref;
 use super::http::{HttpError, bad_request};
-use super::state::{Approval, Change, Gerrit, PatchSet, format_vote};
+use super::state::{Approval, Change, Gerrit, PatchSet, Status, format_vote};
 
 /// What `o=` asks for.
 #[derive(Clone, Copy, Default)]
@@ -211,7 +211,8 @@ impl Gerrit {
                 "subject": c.subject, "owner": attr(c.owner),
                 "url": format!("{}/c/{}/+/{}", self.url, c.project, c.number),
                 "commitMessage": format!("{}\n\nChange-Id: {}\n", c.subject, c.change_id),
-                "createdOn": c.created / 1000, "status": c.status.as_str(),
+                "createdOn": c.created / 1000, "lastUpdated": c.updated / 1000,
+                "open": c.status == Status::New, "status": c.status.as_str(),
             },
             "patchSet": {
                 "number": ps.number, "revision": ps.sha, "parents": [], "ref": change_ref(c.number, ps.number),
