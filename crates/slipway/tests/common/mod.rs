@@ -1,6 +1,7 @@
 //! Helpers for end-to-end tests: the real `slipway` binary on small real git projects.
 #![allow(dead_code)]
 
+pub mod gerrit;
 pub mod server;
 
 use std::path::{Path, PathBuf};
