@@ -175,40 +175,55 @@ impl SandboxRunner {
         for t in ["/tmp", "/var/tmp", "/run"] {
             a.extend(["--tmpfs".into(), t.into()]);
         }
+        // Binds and masks in depth order: a folder is bound before what lies inside it, and a
+        // mask (the data dir, a secret file) goes over the bind that made it visible but under
+        // the step's own folders nested in it (its workspace lies in the data dir). At equal
+        // depth a `[sandbox] read_only` folder is masked (it may be the config folder itself)
+        // and a step's own folder is not.
+        let shared: Vec<PathBuf> = self
+            .settings
+            .read_only
+            .iter()
+            .filter_map(|p| p.canonicalize().ok())
+            .collect();
+        let mut ops: Vec<(usize, u8, [String; 3])> = Vec::new();
         for (from, to, writable) in staged {
             let op = if *writable { "--bind" } else { "--ro-bind" };
-            a.extend([
-                op.into(),
-                from.display().to_string(),
-                to.display().to_string(),
-            ]);
+            let own = *writable || !shared.contains(to);
+            ops.push((
+                to.components().count(),
+                if own { 2 } else { 0 },
+                [
+                    op.into(),
+                    from.display().to_string(),
+                    to.display().to_string(),
+                ],
+            ));
             visible.push(to.clone());
         }
-        // Masks go last, over whatever bind made them visible.
         let hide: BTreeSet<&Path> = ETC_SECRETS
             .iter()
             .map(Path::new)
             .chain(self.settings.hide.iter().map(PathBuf::as_path))
             .collect();
         for h in hide {
-            if !visible.iter().any(|v| h.starts_with(v))
-                || staged.iter().any(|(_, to, _)| to.starts_with(h))
-            {
+            if !visible.iter().any(|v| h.starts_with(v)) {
                 continue;
             }
-            match std::fs::symlink_metadata(h) {
-                Ok(m) if m.is_dir() => {
-                    a.extend(["--tmpfs".into(), h.display().to_string()]);
-                }
-                Ok(_) => {
-                    a.extend([
-                        "--ro-bind".into(),
-                        "/dev/null".into(),
-                        h.display().to_string(),
-                    ]);
-                }
-                Err(_) => {}
-            }
+            let mask = match std::fs::symlink_metadata(h) {
+                Ok(m) if m.is_dir() => ["--tmpfs".into(), h.display().to_string(), String::new()],
+                Ok(_) => [
+                    "--ro-bind".into(),
+                    "/dev/null".into(),
+                    h.display().to_string(),
+                ],
+                Err(_) => continue,
+            };
+            ops.push((h.components().count(), 1, mask));
+        }
+        ops.sort_by_key(|(depth, kind, _)| (*depth, *kind));
+        for (_, _, op) in ops {
+            a.extend(op.into_iter().filter(|x| !x.is_empty()));
         }
         // The sandbox's own root (a tmpfs holding the mount points) is not a place to write.
         a.extend(["--remount-ro".into(), "/".into()]);
@@ -654,5 +669,58 @@ mod tests {
         assert!(has(&a, &["--chdir", "/w/work"]));
         let open = spec_args(true, Vec::new());
         assert!(!open.iter().any(|x| x == "--unshare-net"));
+    }
+
+    #[test]
+    fn a_visible_folder_holding_the_data_dir_is_bound_then_masked_then_the_workspace() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let data = root.join(".slipway");
+        let work = data.join("runs/1/builds/b/work");
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::write(root.join("secret.txt"), "s").unwrap();
+        let runner = SandboxRunner {
+            settings: SandboxSettings {
+                hide: vec![data.clone(), root.join("secret.txt")],
+                ..SandboxSettings::default()
+            },
+            bwrap: PathBuf::from("/usr/bin/bwrap"),
+            root: true,
+        };
+        let env = std::collections::BTreeMap::new();
+        let res = slipway_config::Resources::default();
+        let spec = StepSpec {
+            command: "true",
+            cwd: &work,
+            env: &env,
+            mounts: &[],
+            network: false,
+            resources: &res,
+            deadline: tokio::time::Instant::now(),
+            untrusted: true,
+            on_spawn: &|_| {},
+        };
+        let staged = vec![
+            (work.clone(), work.clone(), true),
+            (root.clone(), root.clone(), false),
+        ];
+        let a = runner.args(&spec, &staged);
+        let at = |seq: &[&str]| {
+            a.windows(seq.len())
+                .position(|w| w.iter().zip(seq).all(|(x, y)| x == y))
+                .unwrap_or_else(|| panic!("{seq:?} missing: {a:?}"))
+        };
+        let (r, d, w) = (
+            root.display().to_string(),
+            data.display().to_string(),
+            work.display().to_string(),
+        );
+        let bind_root = at(&["--ro-bind", &r, &r]);
+        let mask_data = at(&["--tmpfs", &d]);
+        let bind_work = at(&["--bind", &w, &w]);
+        let secret = root.join("secret.txt").display().to_string();
+        let mask_secret = at(&["--ro-bind", "/dev/null", &secret]);
+        assert!(bind_root < mask_data && mask_data < bind_work, "{a:?}");
+        assert!(bind_root < mask_secret);
     }
 }
