@@ -581,3 +581,92 @@ fn a_malicious_change_reaches_no_secret_and_no_network() {
         }
     }
 }
+
+/// The example's `presubmit` (Trybot-Ready +1) and `presubmit-cr` (Code-Review +2) jobs, end to
+/// end from a change in the fake Gerrit: untrusted, sandboxed, signing and publishing bypassed,
+/// the image booted by the LXD test, Verified +1 voted on the change by each.
+#[test]
+fn the_examples_presubmit_jobs_run_end_to_end_from_a_gerrit_change() {
+    let g = FakeGerrit::start(BOT, PASSWORD);
+    let alice = g.add_account("alice", "Alice Doe", "alice@example.org");
+    let bob = g.add_account("bob", "Bob Roe", "bob@example.org");
+    let p = Project {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    common::init_example(p.path());
+    let cfg = p.path().join("slipway.toml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    let mut tokens = String::new();
+    std::fs::create_dir_all(p.path().join("tokens")).unwrap();
+    for (role, value) in common::server::TOKENS {
+        common::write_secret(&p.path().join("tokens").join(role), &format!("{value}\n"));
+        tokens.push_str(&format!(
+            "{role} = {{ secret = \"{role}-token\", role = \"{role}\" }}\n"
+        ));
+        text = text.replacen(
+            "[secrets]\n",
+            &format!("[secrets]\n{role}-token = {{ file = \"tokens/{role}\" }}\n"),
+            1,
+        );
+    }
+    text = text.replacen(
+        "[server.tokens]\n",
+        &format!("[server.tokens]\n{tokens}"),
+        1,
+    );
+    // No continuous runs in the way: the example's guest_tools job is not the subject here.
+    text = text.replace("poll_interval = \"30s\"", "poll_interval = \"1h\"");
+    text.push_str(&format!("\n{}", review_section(&g)));
+    std::fs::write(&cfg, text).unwrap();
+    add_secret(&p, "gerrit-password", PASSWORD);
+    add_secret(&p, "gerrit-webhook", WEBHOOK);
+
+    let repo = p.path().join("repo");
+    let readme = std::fs::read_to_string(repo.join("README.md")).unwrap_or_default();
+    let change = {
+        let probe = g.create_change(PROJECT, "main", "probe", alice, &"0".repeat(40));
+        g.abandon(probe);
+        let number = probe + 1;
+        let sha = patchset_commit(
+            &p,
+            "main",
+            &[("README.md", &format!("{readme}\nA presubmit change.\n"))],
+            &g.ref_name(number, 1),
+        );
+        assert_eq!(
+            g.create_change(PROJECT, "main", "Document presubmit", alice, &sha),
+            number
+        );
+        number
+    };
+    let s = start(&p);
+    // The first poll at start also queued the continuous job's runs; leave them be.
+    g.vote(change, "Trybot-Ready", alice, 1);
+    g.vote(change, "Code-Review", bob, 2);
+    let queued = review_poll(&s);
+    assert_eq!(queued.len(), 2, "{queued:?}");
+    for id in queued {
+        let run = s.wait_status(
+            id,
+            &["success", "failure", "cancelled", "interrupted"],
+            Duration::from_secs(600),
+        );
+        assert_eq!(run["status"], "success", "run {id}: {}", s.log_text());
+        assert_eq!(run["flow"], "presubmit");
+        let detail = s.json(&format!("/api/v1/runs/{id}"));
+        let builds: Vec<&str> = detail["builds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            builds.contains(&"lxd_test") && !builds.contains(&"apt_signer"),
+            "{builds:?}"
+        );
+        assert_eq!(wait_vote(&s, id)["run"]["vote_state"], "posted");
+    }
+    let posted = g.reviews();
+    assert_eq!(posted.len(), 2, "{posted:?}");
+    assert!(posted.iter().all(|r| r.labels.get("Verified") == Some(&1)));
+}
