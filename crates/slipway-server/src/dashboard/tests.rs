@@ -435,7 +435,7 @@ fn presubmit_run_page_shows_the_change_and_the_vote() {
     let v = samples::untrusted_run();
     let html = dash().run(&v).unwrap();
     let start = html
-        .find("<dl class=\"facts\" id=\"review\">")
+        .find("<dl class=\"facts\" id=\"review\" data-vote-state=\"posted\">")
         .expect("review box");
     let review = &html[start..start + html[start..].find("</dl>").unwrap()];
     assert!(
@@ -574,6 +574,7 @@ fn script_hooks_exist_in_the_pages() {
     let d = dash();
     let run = d.run(&samples::run(true)).unwrap();
     let release = d.release(&samples::release(true)).unwrap();
+    let untrusted = d.run(&samples::untrusted_run()).unwrap();
     for (html, hook) in [
         (&run, "id=\"action-message\""),
         (&run, "id=\"run-status\""),
@@ -589,6 +590,7 @@ fn script_hooks_exist_in_the_pages() {
             &run,
             "<details class=\"log\" id=\"logpanel-apt_repo\" data-build=\"apt_repo\" data-status=\"success\"",
         ),
+        (&untrusted, "id=\"review\" data-vote-state=\"posted\""),
         (&release, "id=\"action-message\""),
         (&release, "id=\"rollback\""),
         (&release, "class=\"promote\""),
@@ -611,6 +613,8 @@ fn script_hooks_exist_in_the_pages() {
         "'/promote'",
         "'/rollback'",
         "'/cancel'",
+        "getElementById('review')",
+        "dataset.voteState",
     ] {
         assert!(APP_JS.contains(used), "script no longer uses {used}");
     }
