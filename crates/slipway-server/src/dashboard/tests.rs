@@ -664,6 +664,17 @@ fn write_samples() {
         "home page, 30 milestones x 5 jobs: {:?} per render",
         start.elapsed() / 200
     );
+    let mut presubmit = samples::presubmit();
+    let rows = presubmit.changes.clone();
+    presubmit.changes = rows.iter().cycle().take(50).cloned().collect();
+    let start = std::time::Instant::now();
+    for _ in 0..200 {
+        d.presubmit(&presubmit).unwrap();
+    }
+    eprintln!(
+        "presubmit page, 50 changes x 1.75 runs: {:?} per render",
+        start.elapsed() / 200
+    );
     std::fs::create_dir_all(dir.join("static")).unwrap();
     std::fs::write(dir.join("static/slipway.css"), STYLE_CSS).unwrap();
     std::fs::write(dir.join("static/slipway.js"), APP_JS).unwrap();
