@@ -23,12 +23,15 @@ use crate::dashboard::{
 use crate::error::ApiError;
 use crate::state::{AppState, lock};
 
+mod presubmit;
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/runs", get(runs))
         .route("/runs/{id}", get(run))
         .route("/milestones/{m}", get(release))
+        .route("/presubmit", get(presubmit::presubmit))
         .route("/login", get(login_form).post(login))
         .route("/logout", axum::routing::post(logout))
         .route("/static/slipway.css", get(css))
@@ -262,12 +265,16 @@ async fn run(
         .await
         .map_err(|e| PageError(e, format!("/runs/{id}")))?;
     let r = detail.run;
+    let review = detail
+        .review
+        .map(|review| presubmit::run_review(review, presubmit::report_label(&state)));
     let bypassed = bypasses(&state, &r).await;
     let live = !r.status.is_finished();
     let view = RunView {
         page: page(&state, format!("Run {id}"), &caller),
         can_cancel: live && has(&caller, Role::Trigger),
         live,
+        review,
         bypassed,
         builds: detail
             .builds

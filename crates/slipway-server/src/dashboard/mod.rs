@@ -1,5 +1,5 @@
 //! Server-rendered HTML pages: the home matrix, the run list, a run page, a release page per
-//! milestone, login and errors. A pure rendering library: handlers fill the view structs of
+//! milestone, the presubmit changes, login and errors. A pure rendering library: handlers fill the view structs of
 //! [`views`] from the store and serve the strings; [`STYLE_CSS`] and [`APP_JS`] are served at
 //! `/static/slipway.css` and `/static/slipway.js`. Templates are embedded and autoescaped
 //! (`.html`), so nothing from a build, a commit or an error can inject markup.
@@ -7,6 +7,7 @@
 mod dag;
 mod format;
 pub mod views;
+mod vote;
 
 use minijinja::{Environment, UndefinedBehavior, Value, context};
 
@@ -22,6 +23,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("runs.html", include_str!("templates/runs.html")),
     ("run.html", include_str!("templates/run.html")),
     ("release.html", include_str!("templates/release.html")),
+    ("presubmit.html", include_str!("templates/presubmit.html")),
     ("login.html", include_str!("templates/login.html")),
     ("error.html", include_str!("templates/error.html")),
 ];
@@ -64,6 +66,8 @@ impl Dashboard {
         env.add_filter("status_class", format::status_class);
         env.add_filter("urlencode", format::urlencode);
         env.add_filter("abbrev", format::abbrev);
+        env.add_filter("vote_text", vote::vote_text);
+        env.add_filter("vote_class", vote::vote_class);
         for (name, source) in TEMPLATES {
             env.add_template(name, source)
                 .map_err(|source| DashboardError::Template { name, source })?;
@@ -131,6 +135,11 @@ impl Dashboard {
                 ..Value::from_serialize(v)
             },
         )
+    }
+
+    /// `GET /presubmit`.
+    pub fn presubmit(&self, v: &PresubmitView) -> Result<String, DashboardError> {
+        self.render("presubmit", context! { ..Value::from_serialize(v) })
     }
 
     /// `GET /login`.

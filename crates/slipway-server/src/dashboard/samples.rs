@@ -209,6 +209,7 @@ pub fn run(live: bool) -> RunView {
         bypassed: vec![],
         can_cancel: live,
         live,
+        review: None,
     }
 }
 
@@ -229,6 +230,13 @@ pub fn untrusted_run() -> RunView {
             inputs_go_to: vec!["apt_repo".into(), "lxd_container".into()],
         },
     ];
+    let change = presubmit().changes[1].change.clone();
+    v.review = Some(RunReviewView {
+        change_number: change.number,
+        change: Some(change),
+        run: review_run(4998, "presubmit", 1, "failure", "posted", Some(-1), 1, None),
+        label: Some("Verified".into()),
+    });
     v
 }
 
@@ -327,5 +335,169 @@ pub fn login() -> LoginView {
         page: page("Log in", None),
         error: Some("That token is not valid.".into()),
         next: Some("/milestones/123".into()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn review_run(
+    run_id: i64,
+    job: &str,
+    patchset: u32,
+    status: &str,
+    vote: &str,
+    value: Option<i32>,
+    attempts: i64,
+    note: Option<&str>,
+) -> ReviewRunRow {
+    ReviewRunRow {
+        run_id,
+        job: job.into(),
+        patchset,
+        status: status.into(),
+        vote: VoteFacts {
+            state: vote.into(),
+            value,
+            attempts,
+            note: note.map(str::to_string),
+        },
+    }
+}
+
+fn change(
+    number: i64,
+    subject: &str,
+    owner: &str,
+    branch: &str,
+    status: &str,
+    ps: u32,
+) -> ChangeBrief {
+    ChangeBrief {
+        number,
+        url: Some(format!(
+            "https://review.example.org/c/crostini/guest/+/{number}"
+        )),
+        subject: subject.into(),
+        owner: owner.into(),
+        branch: branch.into(),
+        status: status.into(),
+        current_patchset: ps,
+        updated: at(number % 100),
+    }
+}
+
+/// Four changes: runs in every vote state, outdated patch sets, one change without runs.
+pub fn presubmit() -> PresubmitView {
+    let changes = vec![
+        ChangeRow {
+            change: change(
+                4711,
+                "guest-tools: retry apt fetches",
+                "alice",
+                "main",
+                "NEW",
+                3,
+            ),
+            runs: vec![
+                review_run(5012, "presubmit", 3, "running", "pending", None, 0, None),
+                review_run(
+                    5011,
+                    "presubmit_lxd",
+                    3,
+                    "success",
+                    "posted",
+                    Some(1),
+                    1,
+                    Some("Verified+1 on patch set 3"),
+                ),
+                review_run(
+                    5008,
+                    "presubmit",
+                    2,
+                    "failure",
+                    "posted",
+                    Some(-1),
+                    1,
+                    Some("Verified-1 on patch set 2"),
+                ),
+                review_run(
+                    5005,
+                    "presubmit",
+                    1,
+                    "cancelled",
+                    "none",
+                    None,
+                    0,
+                    Some("the run ended cancelled: no vote"),
+                ),
+            ],
+        },
+        ChangeRow {
+            change: change(
+                4702,
+                "kernel: bump modules to 6.6.40",
+                "bob",
+                "release-R123-16123.B",
+                "NEW",
+                2,
+            ),
+            runs: vec![
+                review_run(
+                    5010,
+                    "presubmit",
+                    2,
+                    "failure",
+                    "sending",
+                    Some(-1),
+                    2,
+                    Some("attempt 2 failed, trying again: 503 Service Unavailable"),
+                ),
+                review_run(
+                    5003,
+                    "presubmit",
+                    1,
+                    "success",
+                    "skipped",
+                    None,
+                    0,
+                    Some("patch set 1 is no longer current"),
+                ),
+            ],
+        },
+        ChangeRow {
+            change: change(4690, "docs: fix a typo", "carol", "main", "MERGED", 1),
+            runs: vec![review_run(
+                5001,
+                "presubmit",
+                1,
+                "success",
+                "failed",
+                None,
+                5,
+                Some("gave up after 5 attempts: 502 Bad Gateway"),
+            )],
+        },
+        ChangeRow {
+            change: change(
+                4688,
+                "WIP: try a new base image",
+                "dave",
+                "main",
+                "ABANDONED",
+                1,
+            ),
+            runs: vec![],
+        },
+    ];
+    PresubmitView {
+        page: page("Presubmit", Some("viewer")),
+        configured: true,
+        label: Some("Verified".into()),
+        poll: ReviewPollView {
+            last_poll: Some(at(1)),
+            changes_seen: 4,
+            runs_queued: 6,
+            errors: vec![],
+        },
+        changes,
     }
 }

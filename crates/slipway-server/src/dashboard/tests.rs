@@ -312,6 +312,201 @@ fn release_page_drift_unfinished_and_empty_states() {
     assert!(html.contains("No audit has run for this milestone yet."));
 }
 
+/// The `<li>` of one run on the presubmit page.
+fn review_run_item(html: &str, run_id: i64) -> &str {
+    let start = html
+        .find(&format!("<li id=\"review-run-{run_id}\""))
+        .unwrap_or_else(|| panic!("no run {run_id}:\n{html}"));
+    let end = start + html[start..].find("</li>").unwrap();
+    &html[start..end]
+}
+
+#[test]
+fn presubmit_lists_changes_with_their_runs_and_votes() {
+    let v = samples::presubmit();
+    let html = dash().presubmit(&v).unwrap();
+    assert_eq!(count(&html, "<tr id=\"change-"), 4);
+    assert!(html.contains(
+        "<a href=\"https:&#x2f;&#x2f;review.example.org&#x2f;c&#x2f;crostini&#x2f;guest&#x2f;+&#x2f;4711\" class=\"change\""
+    ));
+    assert!(html.contains("guest-tools: retry apt fetches"));
+    assert!(html.contains("<td>bob</td>"));
+    assert!(html.contains("<code>release-R123-16123.B</code>"));
+    assert!(html.contains("<span class=\"review-status\">merged</span>"));
+    // as given: newest update first
+    assert!(html.find("change-4711").unwrap() < html.find("change-4688").unwrap());
+
+    for (run, status, vote, outdated) in [
+        (5012, "running", "waits for the run", false),
+        (5011, "success", "Verified +1 posted", false),
+        (5008, "failure", "Verified -1 posted", true),
+        (5005, "cancelled", "none (cancelled)", true),
+        (5010, "failure", "sending (attempt 2)", false),
+        (
+            5003,
+            "success",
+            "skipped: patch set 1 is no longer current",
+            true,
+        ),
+        (
+            5001,
+            "success",
+            "failed: gave up after 5 attempts: 502 Bad Gateway",
+            false,
+        ),
+    ] {
+        let li = review_run_item(&html, run);
+        assert!(
+            li.contains(&format!(
+                "<a href=\"/runs/{run}\" class=\"badge st-{status}\" title=\"run {run}\">#{run} {status}</a>"
+            )),
+            "{li}"
+        );
+        assert!(li.contains(&format!(">{vote}</span>")), "{li}");
+        assert_eq!(li.contains(">outdated</span>"), outdated, "{li}");
+    }
+    let plus = review_run_item(&html, 5011);
+    assert!(plus.contains("class=\"vote vote-plus\" title=\"Verified+1 on patch set 3\""));
+    assert!(review_run_item(&html, 5008).contains("class=\"vote vote-minus\""));
+    assert!(review_run_item(&html, 5010).contains("class=\"vote vote-waiting\""));
+    let li = review_run_item(&html, 5003);
+    assert!(
+        li.contains("ps</span> 1 <span class=\"tag outdated\" title=\"patch set 2 is current\">")
+    );
+    assert!(html.contains("<span class=\"muted\">no runs</span>"));
+
+    assert!(html.contains("id=\"review-poll\""));
+    assert!(html.contains(">1m ago</time>"));
+    assert!(html.contains("4 changes read") && html.contains("6 runs queued"));
+    assert!(html.contains("<span class=\"badge st-success\">no errors</span>"));
+    assert!(!html.contains("review-errors"));
+    assert!(html.contains("data-refresh=\"15\""));
+    assert!(html.contains("<a href=\"/presubmit\" aria-current=\"page\">Presubmit</a>"));
+}
+
+#[test]
+fn presubmit_votes_without_a_label_and_links_only_web_urls() {
+    let mut v = samples::presubmit();
+    v.label = None;
+    v.changes[0].change.url = None;
+    let html = dash().presubmit(&v).unwrap();
+    assert!(review_run_item(&html, 5011).contains(">+1 posted</span>"));
+    assert!(html.contains("<span class=\"change\">4711</span>"));
+    assert!(!html.contains("+&#x2f;4711\""));
+}
+
+#[test]
+fn presubmit_shows_poll_errors() {
+    let mut v = samples::presubmit();
+    v.poll.errors = vec![
+        "GET /changes/: 503 Service Unavailable".into(),
+        "change 4702: not visible".into(),
+    ];
+    v.poll.last_poll = None;
+    let html = dash().presubmit(&v).unwrap();
+    assert!(html.contains("id=\"review-errors\""));
+    assert_eq!(count(&html, "<li class=\"error-text\">"), 2);
+    assert!(html.contains("<span class=\"badge st-failure\">2 errors</span>"));
+    assert!(html.contains("last poll <span class=\"muted\">not yet</span>"));
+}
+
+#[test]
+fn presubmit_empty_states() {
+    let d = dash();
+    let mut v = samples::presubmit();
+    v.changes.clear();
+    let html = d.presubmit(&v).unwrap();
+    assert!(html.contains("No review changes seen yet."));
+    assert!(!html.contains("id=\"changes\""));
+    assert!(html.contains("id=\"review-poll\""));
+
+    v.configured = false;
+    v.poll.errors = vec!["[review] is not configured".into()];
+    let html = d.presubmit(&v).unwrap();
+    assert!(html.contains("id=\"review-unconfigured\""));
+    assert!(html.contains("<code>[review]</code> is not configured"));
+    assert!(!html.contains("No review changes seen yet."));
+    assert!(!html.contains("review-poll") && !html.contains("review-errors"));
+    assert!(!html.contains("data-refresh"));
+}
+
+#[test]
+fn presubmit_run_page_shows_the_change_and_the_vote() {
+    let v = samples::untrusted_run();
+    let html = dash().run(&v).unwrap();
+    let start = html
+        .find("<dl class=\"facts\" id=\"review\" data-vote-state=\"posted\">")
+        .expect("review box");
+    let review = &html[start..start + html[start..].find("</dl>").unwrap()];
+    assert!(
+        review.contains("+&#x2f;4702\" class=\"change\""),
+        "{review}"
+    );
+    assert!(review.contains(">4702</a> <span class=\"review-status\">new</span>"));
+    assert!(review.contains("<dd>1 <span class=\"tag outdated\""));
+    assert!(review.contains("kernel: bump modules to 6.6.40"));
+    assert!(review.contains("<dd>bob</dd>"));
+    assert!(review.contains("<code>release-R123-16123.B</code>"));
+    assert!(review.contains("<span class=\"vote vote-minus\">Verified -1 posted</span>"));
+
+    // a change no longer recorded: the number, no link; the note of a retry beside the vote
+    let mut v = samples::untrusted_run();
+    let r = v.review.as_mut().unwrap();
+    r.change = None;
+    r.run = samples::review_run(
+        4998,
+        "presubmit",
+        1,
+        "failure",
+        "sending",
+        Some(-1),
+        2,
+        Some("attempt 2 failed, trying again: 503"),
+    );
+    let html = dash().run(&v).unwrap();
+    assert!(html.contains("<dd>4702 <span class=\"muted\">(no longer recorded)</span>"));
+    assert!(!html.contains("class=\"change\""));
+    assert!(html.contains("sending (attempt 2)</span> <span class=\"muted\">· attempt 2 failed, trying again: 503</span>"));
+
+    // other runs have no review box
+    assert!(
+        !dash()
+            .run(&samples::run(false))
+            .unwrap()
+            .contains("id=\"review\"")
+    );
+}
+
+#[test]
+fn presubmit_hostile_review_text_is_escaped() {
+    let d = dash();
+    let mut v = samples::presubmit();
+    let c = &mut v.changes[0];
+    c.change.subject = HOSTILE.into();
+    c.change.owner = HOSTILE.into();
+    c.change.branch = HOSTILE.into();
+    c.change.status = HOSTILE.into();
+    c.change.url = Some(format!("https://x/\"onmouseover=\"{HOSTILE}"));
+    c.runs[0].job = HOSTILE.into();
+    c.runs[0].status = HOSTILE.into();
+    c.runs[3].vote.note = Some(format!("\"onmouseover=\"{HOSTILE}"));
+    c.runs[2].vote.state = "failed".into();
+    c.runs[2].vote.note = Some(HOSTILE.into());
+    v.label = Some(HOSTILE.into());
+    v.poll.errors = vec![HOSTILE.into()];
+    let html = d.presubmit(&v).unwrap();
+    assert_escaped(&html);
+    assert!(!html.contains("\"onmouseover=\""));
+    assert!(html.contains("class=\"badge st-unknown\""));
+
+    let mut run = samples::untrusted_run();
+    let r = run.review.as_mut().unwrap();
+    r.change.as_mut().unwrap().subject = HOSTILE.into();
+    r.label = Some(HOSTILE.into());
+    r.run.vote.note = Some(HOSTILE.into());
+    assert_escaped(&d.run(&run).unwrap());
+}
+
 #[test]
 fn login_form_posts_the_token_and_next() {
     let html = dash().login(&samples::login()).unwrap();
@@ -362,6 +557,8 @@ fn pages_load_nothing_from_another_host() {
         d.runs(&samples::runs()).unwrap(),
         d.run(&samples::run(true)).unwrap(),
         d.release(&samples::release(true)).unwrap(),
+        d.presubmit(&samples::presubmit()).unwrap(),
+        d.run(&samples::untrusted_run()).unwrap(),
         d.login(&samples::login()).unwrap(),
         d.error(500, "x").unwrap(),
     ];
@@ -377,6 +574,7 @@ fn script_hooks_exist_in_the_pages() {
     let d = dash();
     let run = d.run(&samples::run(true)).unwrap();
     let release = d.release(&samples::release(true)).unwrap();
+    let untrusted = d.run(&samples::untrusted_run()).unwrap();
     for (html, hook) in [
         (&run, "id=\"action-message\""),
         (&run, "id=\"run-status\""),
@@ -392,6 +590,7 @@ fn script_hooks_exist_in_the_pages() {
             &run,
             "<details class=\"log\" id=\"logpanel-apt_repo\" data-build=\"apt_repo\" data-status=\"success\"",
         ),
+        (&untrusted, "id=\"review\" data-vote-state=\"posted\""),
         (&release, "id=\"action-message\""),
         (&release, "id=\"rollback\""),
         (&release, "class=\"promote\""),
@@ -414,6 +613,8 @@ fn script_hooks_exist_in_the_pages() {
         "'/promote'",
         "'/rollback'",
         "'/cancel'",
+        "getElementById('review')",
+        "dataset.voteState",
     ] {
         assert!(APP_JS.contains(used), "script no longer uses {used}");
     }
@@ -449,6 +650,7 @@ fn write_samples() {
         ("run", d.run(&samples::run(true)).unwrap()),
         ("run-failed", d.run(&hostile_run).unwrap()),
         ("run-untrusted", d.run(&samples::untrusted_run()).unwrap()),
+        ("presubmit", d.presubmit(&samples::presubmit()).unwrap()),
         ("release", d.release(&samples::release(true)).unwrap()),
         ("login", d.login(&samples::login()).unwrap()),
         ("error", d.error(404, "no run 77").unwrap()),
@@ -460,6 +662,17 @@ fn write_samples() {
     }
     eprintln!(
         "home page, 30 milestones x 5 jobs: {:?} per render",
+        start.elapsed() / 200
+    );
+    let mut presubmit = samples::presubmit();
+    let rows = presubmit.changes.clone();
+    presubmit.changes = rows.iter().cycle().take(50).cloned().collect();
+    let start = std::time::Instant::now();
+    for _ in 0..200 {
+        d.presubmit(&presubmit).unwrap();
+    }
+    eprintln!(
+        "presubmit page, 50 changes x 1.75 runs: {:?} per render",
         start.elapsed() / 200
     );
     std::fs::create_dir_all(dir.join("static")).unwrap();

@@ -2,7 +2,7 @@
 //! strings as the store keeps them; the templates turn them into compact relative times against
 //! `Page::now`, so a page renders the same for the same view (testable, cacheable).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Header data every page carries.
 #[derive(Debug, Clone, Serialize)]
@@ -100,6 +100,8 @@ pub struct RunView {
     pub can_cancel: bool,
     /// The run is not finished: the page follows it.
     pub live: bool,
+    /// The review change and vote of a presubmit run.
+    pub review: Option<RunReviewView>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -210,4 +212,81 @@ pub struct LoginView {
     pub error: Option<String>,
     /// Where to go after logging in (a local path).
     pub next: Option<String>,
+}
+
+/// `GET /presubmit`: the review changes Slipway watches, newest update first.
+#[derive(Debug, Clone, Serialize)]
+pub struct PresubmitView {
+    pub page: Page,
+    /// Whether `[review]` is configured; when not, the page says so instead of listing.
+    pub configured: bool,
+    /// `[review] report_label` ("Verified"); `None`: votes are comments only.
+    pub label: Option<String>,
+    pub poll: ReviewPollView,
+    pub changes: Vec<ChangeRow>,
+}
+
+/// The review poller's last report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReviewPollView {
+    /// RFC 3339; `None` before the first poll.
+    pub last_poll: Option<String>,
+    pub changes_seen: usize,
+    pub runs_queued: u64,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeRow {
+    pub change: ChangeBrief,
+    /// Newest first.
+    pub runs: Vec<ReviewRunRow>,
+}
+
+/// A review change as the review server last showed it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeBrief {
+    pub number: i64,
+    /// The change's page on the review server; `None` unless it is an http(s) URL, so a
+    /// stored value can never become a `javascript:` link.
+    pub url: Option<String>,
+    pub subject: String,
+    pub owner: String,
+    pub branch: String,
+    /// The review server's status: NEW, MERGED, ABANDONED.
+    pub status: String,
+    pub current_patchset: u32,
+    /// RFC 3339.
+    pub updated: String,
+}
+
+/// One presubmit run of a change and its vote back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReviewRunRow {
+    pub run_id: i64,
+    pub job: String,
+    pub patchset: u32,
+    /// The run's status.
+    pub status: String,
+    pub vote: VoteFacts,
+}
+
+/// A run's vote as recorded; the page words it (`vote_text`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VoteFacts {
+    /// `pending`, `sending`, `posted`, `skipped`, `failed`, `none`.
+    pub state: String,
+    pub value: Option<i32>,
+    pub attempts: i64,
+    pub note: Option<String>,
+}
+
+/// The review box of a presubmit run's page.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReviewView {
+    pub change_number: i64,
+    /// `None` when the change is no longer recorded.
+    pub change: Option<ChangeBrief>,
+    pub run: ReviewRunRow,
+    pub label: Option<String>,
 }

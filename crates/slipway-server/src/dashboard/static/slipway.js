@@ -278,6 +278,7 @@
         if (status && isFinal(status)) {
           document.body.dataset.live = 'false';
           ['live-pill', 'cancel-run'].forEach(function (id) { var el = byId(id); if (el) el.hidden = true; });
+          followVote();
           return;
         }
         schedule();
@@ -287,6 +288,30 @@
       if (document.visibilityState === 'visible' && timer === null && document.body.dataset.live === 'true') tick();
     });
     schedule();
+  }
+
+  // ---- presubmit vote -------------------------------------------------------------------
+
+  // A presubmit run's vote is sent after the run ends; until it settles, the review box is
+  // swapped for the one the server renders now (its wording lives on the server), every
+  // POLL_MS for at most two minutes.
+  var VOTE_UNSETTLED = ['pending', 'sending'];
+  function followVote() {
+    var left = 60;
+    function tick() {
+      var box = byId('review');
+      if (!box || VOTE_UNSETTLED.indexOf(box.dataset.voteState) < 0 || left-- <= 0) return;
+      fetch(window.location.href, { credentials: 'same-origin', headers: { 'Accept': 'text/html' } })
+        .then(function (resp) { if (!resp.ok) throw new Error(resp.status); return resp.text(); })
+        .then(function (html) {
+          var fresh = new DOMParser().parseFromString(html, 'text/html').getElementById('review');
+          var now = byId('review');
+          if (fresh && now) now.replaceWith(fresh);
+        })
+        .catch(function () { /* keep the last box; the next tick retries */ })
+        .then(function () { window.setTimeout(tick, POLL_MS); });
+    }
+    window.setTimeout(tick, POLL_MS);
   }
 
   // ---- home refresh ---------------------------------------------------------------------
@@ -316,5 +341,6 @@
     if (target && target.tagName === 'DETAILS') target.open = true;
   }
   if (body.dataset.runId && body.dataset.live === 'true') pollRun(body.dataset.runId);
+  else if (body.dataset.runId) followVote();
   if (body.dataset.refresh) refreshHome(Number(body.dataset.refresh) || 10);
 })();
