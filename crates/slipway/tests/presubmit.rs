@@ -308,6 +308,15 @@ fn label_crossings_start_exactly_one_run_each_and_each_run_votes_once() {
         .cloned()
         .unwrap();
     assert_eq!(listed["runs"].as_array().unwrap().len(), 4);
+    // The dashboard's presubmit page and a run page show the change and the votes.
+    let page = s.get("/presubmit", None).text().unwrap();
+    assert!(page.contains("Add the guest tools check") && page.contains("Verified +1 posted"));
+    let run_page = s.get(&format!("/runs/{}", first[0]), None).text().unwrap();
+    assert!(
+        run_page.contains(&format!("title=\"change {change} on the review server\""))
+            && run_page.contains("Verified +1 posted"),
+        "{run_page}"
+    );
 }
 
 #[test]
