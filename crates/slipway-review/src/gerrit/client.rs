@@ -200,7 +200,7 @@ impl Gerrit {
             .json(review)
             .send()
             .await
-            .map_err(|e| self.network(&e))?;
+            .map_err(|e| self.network(e))?;
         self.body(resp, &what).await.map(|_| ())
     }
 
@@ -218,7 +218,7 @@ impl Gerrit {
             .header("Accept", "application/json")
             .send()
             .await
-            .map_err(|e| self.network(&e))?;
+            .map_err(|e| self.network(e))?;
         let body = self.body(resp, what).await?;
         serde_json::from_str(strip_xssi(&body)).map_err(|e| GerritError::Parse {
             what: what.to_string(),
@@ -228,7 +228,7 @@ impl Gerrit {
 
     async fn body(&self, resp: reqwest::Response, what: &str) -> Result<String, GerritError> {
         let status = resp.status();
-        let body = resp.text().await.map_err(|e| self.network(&e))?;
+        let body = resp.text().await.map_err(|e| self.network(e))?;
         if status.is_success() {
             return Ok(body);
         }
@@ -244,11 +244,22 @@ impl Gerrit {
         })
     }
 
-    fn network(&self, e: &reqwest::Error) -> GerritError {
-        // reqwest's message can hold the URL, never the credentials (they go in a header).
+    fn network(&self, e: reqwest::Error) -> GerritError {
+        // The first and the deepest cause ("error sending request: Connection refused"); the
+        // URL is named once by the error, and credentials never appear (they go in a header).
+        let mut deepest: Option<String> = None;
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            deepest = Some(s.to_string());
+            source = s.source();
+        }
+        let first = e.without_url().to_string();
         GerritError::Network {
             url: self.base.clone(),
-            message: e.to_string(),
+            message: match deepest {
+                Some(d) if d != first => format!("{first}: {d}"),
+                _ => first,
+            },
         }
     }
 }
@@ -292,7 +303,12 @@ mod tests {
         let g = Gerrit::new("http://127.0.0.1:9", "bot", "s3cret-pw").unwrap();
         let e = g.change("p", 1).await.unwrap_err();
         assert!(e.retryable());
-        assert!(!e.to_string().contains("s3cret-pw"));
+        let text = e.to_string();
+        assert!(
+            text.contains("refused") && text.matches("127.0.0.1:9").count() == 1,
+            "{text}"
+        );
+        assert!(!text.contains("s3cret-pw"));
         assert!(!format!("{g:?}").contains("s3cret-pw"));
     }
 }
