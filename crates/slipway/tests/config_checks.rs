@@ -49,7 +49,7 @@ fn validate_refuses_each_bad_edit_with_one_positioned_line() {
     let original = std::fs::read_to_string(ex.join("slipway.toml")).unwrap();
 
     let packages = "packages           = \"file://var/buckets/cros-packages\"";
-    let vm = "vm-testing         = \"file://var/buckets/termina-component-testing\"";
+    let vm = "vm-testing         = { url = \"file://var/buckets/termina-component-testing\", promote_to = \"vm-images\" }";
     let secret = "apt-signing-key = { file = \"var/secrets/apt-signing.asc\" }";
     // (what to replace, with what, where the error points, what it says)
     let cases = [

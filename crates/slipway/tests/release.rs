@@ -59,6 +59,14 @@ fn promote_rollback_and_release_history() {
         ex.join("var/buckets/cros-containers/74/streams/v1/index.json")
             .exists()
     );
+    // The VM image is released with its candidate: production's bytes are those tested.
+    let image = "74/debian/bookworm/amd64/guest-rootfs.qcow2";
+    let vm = |bucket: &str| std::fs::read(ex.join("var/buckets").join(bucket).join(image)).unwrap();
+    let vm1 = vm("termina-component-testing");
+    assert!(
+        vm("vm-images") == vm1,
+        "vm-images serves candidate {c1}'s image"
+    );
 
     // A new build lands in staging only; production keeps serving the promoted candidate.
     commit_version(&ex.join("repo"), "74.0.2");
@@ -80,6 +88,10 @@ fn promote_rollback_and_release_history() {
     assert_eq!(json(&out)["candidate"]["id"], c1);
     assert!(packages(&ex, "cros-packages").contains("Version: 74.0.1"));
     assert!(!packages(&ex, "cros-packages").contains("Version: 74.0.2"));
+    assert!(
+        vm("vm-images") == vm1,
+        "the rollback restores candidate {c1}'s VM image"
+    );
     // Production keeps the 74.0.2 pool files for clients that fetched its indices.
     verify_published(&ex);
 
