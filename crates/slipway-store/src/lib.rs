@@ -5,6 +5,7 @@ mod cas;
 mod gc;
 mod history;
 pub mod owner;
+mod policy;
 mod private;
 mod promotion;
 mod queue;
@@ -19,6 +20,7 @@ pub use gc::{
     Freed, GcPlan, PublishSource, RetentionPolicy, SweptFiles, publish_hash_cache, remove_tree,
 };
 pub use history::{RecordedObject, ReleasedCandidate};
+pub use policy::{HoldRow, NewPolicyEvent, Notification, PolicyEvent};
 pub use private::{PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, create_private_dir, create_private_file};
 pub use promotion::{Begin, Promotion};
 pub use queue::RunFilter;

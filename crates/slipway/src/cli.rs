@@ -155,6 +155,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Hold a milestone: the release policy promotes nothing automatically until `unhold`.
+    Hold {
+        #[arg(long)]
+        milestone: u32,
+        /// Why (shown with every candidate's promotion state).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a milestone's hold.
+    Unhold {
+        #[arg(long)]
+        milestone: u32,
+    },
     /// Candidates of a milestone (newest first): what continuous runs published to staging.
     Candidates {
         #[arg(long)]

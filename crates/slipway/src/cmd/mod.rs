@@ -5,6 +5,7 @@ mod doctor;
 mod gc;
 mod inspect;
 mod plan;
+mod policy;
 mod release;
 mod run;
 mod serve;
@@ -98,6 +99,12 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Releases { milestone, json } => {
             release::releases(&config, &data_dir, milestone, json).await
+        }
+        Command::Hold { milestone, reason } => {
+            policy::hold(&config, &data_dir, milestone, reason, false).await
+        }
+        Command::Unhold { milestone } => {
+            policy::hold(&config, &data_dir, milestone, None, true).await
         }
         Command::Candidates { milestone, json } => {
             release::candidates(&config, &data_dir, milestone, json).await
