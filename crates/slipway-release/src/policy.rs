@@ -105,7 +105,7 @@ impl Evaluation {
 }
 
 pub fn evaluate(policy: &ReleasePolicy, facts: &MilestoneFacts) -> Evaluation {
-    let soak = i64::try_from(policy.soak.as_secs()).unwrap_or(i64::MAX);
+    let soak = soak_secs(policy);
     let frontier = Frontier::of(facts);
     let mut newest_first: Vec<&CandidateFacts> = facts.candidates.iter().collect();
     newest_first.sort_by_key(|c| std::cmp::Reverse(c.id));
@@ -296,7 +296,7 @@ fn classify(
         waiting.push(format!(
             "soak: {} left of {}",
             human_duration(left),
-            human_duration(policy.soak.as_secs() as i64)
+            human_duration(soak_secs(policy))
         ));
     }
     if !waiting.is_empty() {
@@ -308,10 +308,7 @@ fn classify(
         format!("required suites passed: {}", policy.require.join(", "))
     }];
     if !policy.soak.is_zero() {
-        passed.push(format!(
-            "soaked {}",
-            human_duration(policy.soak.as_secs() as i64)
-        ));
+        passed.push(format!("soaked {}", human_duration(soak_secs(policy))));
     }
     (State::Eligible, passed)
 }
@@ -379,6 +376,10 @@ fn automation_stops(policy: &ReleasePolicy, channel: &str) -> Vec<String> {
         stops.push(format!("channel {channel} does not auto-release"));
     }
     stops
+}
+
+fn soak_secs(policy: &ReleasePolicy) -> i64 {
+    i64::try_from(policy.soak.as_secs()).unwrap_or(i64::MAX)
 }
 
 fn hold_reason(hold: &Hold) -> String {
