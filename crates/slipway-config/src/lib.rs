@@ -7,7 +7,9 @@ mod builds;
 mod diag;
 mod duration;
 mod native;
+mod notify;
 mod plan;
+mod release;
 mod resources;
 mod retention;
 mod review;
@@ -23,7 +25,9 @@ pub use native::{
     AptRepoSpec, AptSignSpec, DebSelection, LXD_BUILTIN_CASES, LxdCheck, LxdTestSpec, NativeAction,
     StreamsSpec,
 };
+pub use notify::NotifyConfig;
 pub use plan::{Bypass, Flow, Plan, PlanError, PlannedBuild, branch_for, plan};
+pub use release::{ReleasePolicy, is_suite_name};
 pub use resources::{DEFAULT_MEMORY, DEFAULT_PIDS, Limits, Resources, parse_size};
 pub use retention::{DEFAULT_KEEP_DAYS, DEFAULT_KEEP_LAST, DEFAULT_KEEP_RELEASES, RetentionConfig};
 pub use review::{ReviewConfig, is_label};

@@ -9,6 +9,8 @@ use toml::Spanned;
 use crate::buckets::{Bucket, RawBucket};
 use crate::builds::{Builds, RawBuild};
 use crate::diag::{ConfigError, ConfigErrors, Loc, SourceText, parse_toml};
+use crate::notify::{NotifyConfig, RawNotify, notify_config};
+use crate::release::{RawRelease, ReleasePolicy, release_policy};
 use crate::resources::{RawResources, Resources, parse_size};
 use crate::retention::{RawRetention, RetentionConfig, retention_config};
 use crate::review::{RawReview, ReviewConfig, is_label, review_config};
@@ -32,6 +34,8 @@ struct RawService {
     retention: Option<RawRetention>,
     server: Option<RawServer>,
     review: Option<RawReview>,
+    release: Option<RawRelease>,
+    notify: Option<RawNotify>,
 }
 
 #[derive(Deserialize)]
@@ -238,6 +242,10 @@ pub struct Config {
     pub server: ServerConfig,
     /// The code review server review-triggered jobs listen to.
     pub review: Option<ReviewConfig>,
+    /// `[release]`: when candidates are promoted and releases rolled back without a person.
+    pub release: ReleasePolicy,
+    /// `[notify]`: the webhook told when the release policy acted.
+    pub notify: Option<NotifyConfig>,
 }
 
 impl Config {
@@ -476,6 +484,15 @@ impl Config {
             .review
             .as_ref()
             .map(|r| review_config(&source, r, &secret_names, &mut errors));
+        let release = raw
+            .release
+            .as_ref()
+            .map(|r| release_policy(&source, r, &branches, &mut errors))
+            .unwrap_or_default();
+        let notify = raw
+            .notify
+            .as_ref()
+            .map(|r| notify_config(&source, r, &secret_names, &mut errors));
 
         errors.into_result()?;
         Ok(Config {
@@ -483,6 +500,8 @@ impl Config {
             retention,
             server,
             review,
+            release,
+            notify,
             source,
             base_dir,
             project,
