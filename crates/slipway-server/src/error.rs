@@ -69,7 +69,9 @@ impl IntoResponse for ApiError {
 impl From<slipway_store::StoreError> for ApiError {
     fn from(e: slipway_store::StoreError) -> Self {
         match e {
-            slipway_store::StoreError::NoRun(id) => ApiError::NotFound(format!("no run {id}")),
+            e @ (slipway_store::StoreError::NoRun(_)
+            | slipway_store::StoreError::NoCandidate(_)
+            | slipway_store::StoreError::NoRelease(_)) => ApiError::NotFound(e.to_string()),
             slipway_store::StoreError::Conflict(m) => ApiError::Conflict(m),
             other => ApiError::Internal(other.to_string()),
         }
