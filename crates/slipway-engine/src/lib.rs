@@ -6,6 +6,7 @@
 mod artifacts;
 pub mod audit;
 pub mod buckets;
+pub mod environments;
 mod error;
 mod events;
 mod executor;
