@@ -83,7 +83,9 @@ impl FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("unknown role '{s}' (use viewer, reporter, trigger, releaser or admin)"))
+            .ok_or_else(|| {
+                format!("unknown role '{s}' (use viewer, reporter, trigger, releaser or admin)")
+            })
     }
 }
 

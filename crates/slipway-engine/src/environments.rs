@@ -156,7 +156,12 @@ pub async fn environments(
 ) -> Result<Environments, StoreError> {
     let project = &config.project.name;
     let mut staging = EnvironmentView::default();
-    if let Some(newest) = store.candidates(project, milestone).await?.into_iter().next() {
+    if let Some(newest) = store
+        .candidates(project, milestone)
+        .await?
+        .into_iter()
+        .next()
+    {
         let objects: Vec<_> = store
             .published(newest.run_id)
             .await?
@@ -202,7 +207,10 @@ mod tests {
 
     #[test]
     fn apt_roots_and_codenames_come_from_inrelease_paths() {
-        assert_eq!(apt_release("dists/bookworm/InRelease"), Some(("", "bookworm")));
+        assert_eq!(
+            apt_release("dists/bookworm/InRelease"),
+            Some(("", "bookworm"))
+        );
         assert_eq!(
             apt_release("debian/dists/bullseye/InRelease"),
             Some(("debian", "bullseye"))

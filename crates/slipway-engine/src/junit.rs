@@ -30,12 +30,9 @@ pub(crate) fn parse(xml: &str, source: &str) -> Result<Vec<SuiteResult>, String>
             Event::Empty(e) => (e.name().as_ref().to_vec(), true),
             Event::End(e) => {
                 match e.name().as_ref() {
-                    b"testcase" => finish_case(
-                        &mut current,
-                        &mut in_case,
-                        &case_name,
-                        &mut case_outcome,
-                    ),
+                    b"testcase" => {
+                        finish_case(&mut current, &mut in_case, &case_name, &mut case_outcome)
+                    }
                     b"testsuite" => {
                         if let Some(s) = current.take() {
                             suites.push(s);

@@ -45,7 +45,10 @@ pub enum IngestError {
 impl IngestError {
     /// The caller's fault (bad report, bad field), not the service's.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, IngestError::BadReport { .. } | IngestError::Invalid(_))
+        matches!(
+            self,
+            IngestError::BadReport { .. } | IngestError::Invalid(_)
+        )
     }
 }
 
@@ -257,11 +260,18 @@ mod tests {
             Some("2026-01-02T01:04:05.000Z".to_string())
         );
         let e = given_time("ended_at", Some("soon")).unwrap_err();
-        assert!(e.to_string().contains("ended_at 'soon' is not an RFC 3339 time"));
+        assert!(
+            e.to_string()
+                .contains("ended_at 'soon' is not an RFC 3339 time")
+        );
         assert!(e.is_bad_input());
     }
 
-    fn req(format: ReportFormat, suite: Option<&'static str>, report: &'static str) -> Ingest<'static> {
+    fn req(
+        format: ReportFormat,
+        suite: Option<&'static str>,
+        report: &'static str,
+    ) -> Ingest<'static> {
         Ingest {
             target: ResultTarget::Candidate(1),
             suite,
@@ -285,17 +295,33 @@ mod tests {
         assert_eq!(v[0].result.failed_cases, ["vm.y"]);
         let per_suite = verdicts(&req(ReportFormat::Junit, None, xml)).unwrap();
         assert_eq!(
-            per_suite.iter().map(|v| v.suite.as_str()).collect::<Vec<_>>(),
+            per_suite
+                .iter()
+                .map(|v| v.suite.as_str())
+                .collect::<Vec<_>>(),
             ["a", "b"]
         );
-        let empty = verdicts(&req(ReportFormat::Tast, Some("pfq"), "[]")).err().unwrap();
-        assert!(empty.to_string().contains("tast report: no test cases"), "{empty}");
-        let unnamed = verdicts(&req(ReportFormat::Tast, None, "[]")).err().unwrap();
+        let empty = verdicts(&req(ReportFormat::Tast, Some("pfq"), "[]"))
+            .err()
+            .unwrap();
+        assert!(
+            empty.to_string().contains("tast report: no test cases"),
+            "{empty}"
+        );
+        let unnamed = verdicts(&req(ReportFormat::Tast, None, "[]"))
+            .err()
+            .unwrap();
         assert!(unnamed.to_string().contains("names no suite"));
         let not_utf8 = Ingest {
             report: b"\xff\xfe",
             ..req(ReportFormat::Junit, Some("pfq"), "")
         };
-        assert!(verdicts(&not_utf8).err().unwrap().to_string().contains("not UTF-8"));
+        assert!(
+            verdicts(&not_utf8)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("not UTF-8")
+        );
     }
 }

@@ -64,13 +64,18 @@ fn time(test: &str, what: &str, value: Option<&str>) -> Result<Option<DateTime<U
 
 /// Parses a `results.json` into one verdict named `suite`.
 pub(crate) fn parse(text: &str, suite: &str, source: &str) -> Result<TastReport, String> {
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| format!("not valid JSON (line {}, column {}): {e}", e.line(), e.column()))?;
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        format!(
+            "not valid JSON (line {}, column {}): {e}",
+            e.line(),
+            e.column()
+        )
+    })?;
     if !value.is_array() {
         return Err("not a Tast results.json: expected a JSON list of tests".into());
     }
-    let tests: Vec<TastTest> = serde_json::from_value(value)
-        .map_err(|e| format!("not a Tast results.json: {e}"))?;
+    let tests: Vec<TastTest> =
+        serde_json::from_value(value).map_err(|e| format!("not a Tast results.json: {e}"))?;
     let mut result = SuiteResult::new(suite, source);
     let (mut started_at, mut ended_at): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
         (None, None);
@@ -158,10 +163,16 @@ mod tests {
     #[test]
     fn bad_input_is_a_clear_error() {
         let err = |t: &str| parse(t, "pfq", "external").unwrap_err();
-        assert!(err("[{\"name\": \"a\",").contains("not valid JSON (line 1"), "{}", err("["));
+        assert!(
+            err("[{\"name\": \"a\",").contains("not valid JSON (line 1"),
+            "{}",
+            err("[")
+        );
         assert!(err("{\"name\": \"a\"}").contains("expected a JSON list of tests"));
         assert!(err("[{\"errors\": null}]").contains("missing field `name`"));
-        assert!(err("[{\"name\": \"a\", \"errors\": \"boom\"}]").contains("not a Tast results.json"));
+        assert!(
+            err("[{\"name\": \"a\", \"errors\": \"boom\"}]").contains("not a Tast results.json")
+        );
         assert!(err("[{\"name\": \" \"}]").contains("test 1 of the list has no name"));
         assert!(
             err("[{\"name\": \"a\", \"start\": \"yesterday\"}]")

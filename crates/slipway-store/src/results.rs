@@ -405,7 +405,12 @@ mod tests {
         s
     }
 
-    fn new<'a>(target: ResultTarget, suite: &'a str, s: &'a SuiteResult, digest: &'a str) -> NewResult<'a> {
+    fn new<'a>(
+        target: ResultTarget,
+        suite: &'a str,
+        s: &'a SuiteResult,
+        digest: &'a str,
+    ) -> NewResult<'a> {
         NewResult {
             target,
             suite,
@@ -472,7 +477,13 @@ mod tests {
         assert!(via_c2.duplicate);
         assert_eq!(store.suites_of_candidate(c2.id).await.unwrap().len(), 3);
         assert_eq!(store.results_for_milestone("p", 74).await.unwrap().len(), 3);
-        assert!(store.results_for_milestone("p", 75).await.unwrap().is_empty());
+        assert!(
+            store
+                .results_for_milestone("p", 75)
+                .await
+                .unwrap()
+                .is_empty()
+        );
 
         assert!(matches!(
             store

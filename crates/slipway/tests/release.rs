@@ -195,7 +195,10 @@ fn labs_record_results_bound_to_digests_and_read_environments() {
     };
 
     // The run's own boot test is a staging result of its candidate, named by its build.
-    let list = json(&slipway(&ex, &["suite", "list", "--candidate", &c, "--json"]));
+    let list = json(&slipway(
+        &ex,
+        &["suite", "list", "--candidate", &c, "--json"],
+    ));
     let built = &list[0];
     assert_eq!(built["suite"], "lxd_test");
     assert_eq!(built["name"], "ContainerTest");
@@ -236,7 +239,10 @@ fn labs_record_results_bound_to_digests_and_read_environments() {
     text_args.extend_from_slice(&args);
     let text = stdout(&slipway(&ex, &text_args));
     assert!(
-        text.contains(&format!("result {} already recorded (duplicate): pfq passed", first["id"])),
+        text.contains(&format!(
+            "result {} already recorded (duplicate): pfq passed",
+            first["id"]
+        )),
         "{text}"
     );
 
@@ -247,29 +253,104 @@ fn labs_record_results_bound_to_digests_and_read_environments() {
             {"name": "crostini.Sftp", "errors": [{"time": "2026-01-01T10:01:30Z", "reason": "cros-sftp inactive", "file": "sftp.go", "line": 7, "stack": ""}],
              "skipReason": "", "start": "2026-01-01T10:01:00Z", "end": "2026-01-01T10:02:00Z"}]"#,
     );
-    let red = record(&ex, &["--candidate", &c, "--suite", "pfq-tast", "--tast", &tast]);
+    let red = record(
+        &ex,
+        &["--candidate", &c, "--suite", "pfq-tast", "--tast", &tast],
+    );
     assert_eq!(red["status"], "failed");
     assert_eq!(red["failed_cases"], serde_json::json!(["crostini.Sftp"]));
     assert_eq!(
         (&red["started_at"], &red["ended_at"]),
-        (&"2026-01-01T10:00:00.000Z".into(), &"2026-01-01T10:02:00.000Z".into())
+        (
+            &"2026-01-01T10:00:00.000Z".into(),
+            &"2026-01-01T10:02:00.000Z".into()
+        )
     );
-    let shown = stdout(&slipway(&ex, &["suite", "record", "--candidate", &c, "--suite", "pfq-tast", "--tast", &tast]));
-    assert!(shown.contains("pfq-tast FAILED") && shown.contains("failed: crostini.Sftp"), "{shown}");
+    let shown = stdout(&slipway(
+        &ex,
+        &[
+            "suite",
+            "record",
+            "--candidate",
+            &c,
+            "--suite",
+            "pfq-tast",
+            "--tast",
+            &tast,
+        ],
+    ));
+    assert!(
+        shown.contains("pfq-tast FAILED") && shown.contains("failed: crostini.Sftp"),
+        "{shown}"
+    );
 
     // The earlier form: each <testsuite> under its own name.
-    let lab = file("lab.xml", "<testsuite name=\"lab\"><testcase name=\"a\"/></testsuite>");
-    ok(&slipway(&ex, &["suite", "record", "--candidate", &c, "--junit", &lab]));
+    let lab = file(
+        "lab.xml",
+        "<testsuite name=\"lab\"><testcase name=\"a\"/></testsuite>",
+    );
+    ok(&slipway(
+        &ex,
+        &["suite", "record", "--candidate", &c, "--junit", &lab],
+    ));
 
     // Refused, with the reason.
     for (args, says) in [
         (vec!["--candidate", &c, "--tast", &tast], "names no suite"),
-        (vec!["--candidate", "999", "--suite", "pfq", "--junit", &pfq], "no candidate 999"),
-        (vec!["--release", "5", "--suite", "bvt-cq", "--junit", &pfq], "no release 5"),
-        (vec!["--candidate", &c, "--suite", "pfq", "--junit", &file("bad.xml", "<html/>")], "not a JUnit report"),
-        (vec!["--candidate", &c, "--suite", "pfq", "--tast", &file("bad.json", "{\"name\": \"x\"}")], "expected a JSON list of tests"),
-        (vec!["--candidate", &c, "--suite", "pfq", "--junit", "/nonexistent/r.xml"], "report /nonexistent/r.xml"),
-        (vec!["--candidate", &c, "--release", "1", "--suite", "pfq", "--junit", &pfq], "cannot be used with"),
+        (
+            vec!["--candidate", "999", "--suite", "pfq", "--junit", &pfq],
+            "no candidate 999",
+        ),
+        (
+            vec!["--release", "5", "--suite", "bvt-cq", "--junit", &pfq],
+            "no release 5",
+        ),
+        (
+            vec![
+                "--candidate",
+                &c,
+                "--suite",
+                "pfq",
+                "--junit",
+                &file("bad.xml", "<html/>"),
+            ],
+            "not a JUnit report",
+        ),
+        (
+            vec![
+                "--candidate",
+                &c,
+                "--suite",
+                "pfq",
+                "--tast",
+                &file("bad.json", "{\"name\": \"x\"}"),
+            ],
+            "expected a JSON list of tests",
+        ),
+        (
+            vec![
+                "--candidate",
+                &c,
+                "--suite",
+                "pfq",
+                "--junit",
+                "/nonexistent/r.xml",
+            ],
+            "report /nonexistent/r.xml",
+        ),
+        (
+            vec![
+                "--candidate",
+                &c,
+                "--release",
+                "1",
+                "--suite",
+                "pfq",
+                "--junit",
+                &pfq,
+            ],
+            "cannot be used with",
+        ),
     ] {
         let mut all = vec!["suite", "record"];
         all.extend(args.iter().copied());
@@ -279,7 +360,10 @@ fn labs_record_results_bound_to_digests_and_read_environments() {
     }
 
     // What staging serves now, for labs.
-    let envs = json(&slipway(&ex, &["environments", "--milestone", "74", "--json"]));
+    let envs = json(&slipway(
+        &ex,
+        &["environments", "--milestone", "74", "--json"],
+    ));
     let staging = &envs["staging"];
     assert_eq!(staging["candidate_id"], c1);
     assert_eq!(staging["digest"], d1.as_str());
@@ -295,20 +379,34 @@ fn labs_record_results_bound_to_digests_and_read_environments() {
     );
     assert_eq!(
         staging["vm_images"],
-        serde_json::json!([url("termina-component-testing/74/debian/bookworm/amd64/guest-rootfs.qcow2")])
+        serde_json::json!([url(
+            "termina-component-testing/74/debian/bookworm/amd64/guest-rootfs.qcow2"
+        )])
     );
     assert_eq!(envs["production"]["candidate_id"], serde_json::Value::Null);
     let text = stdout(&slipway(&ex, &["environments", "--milestone", "74"]));
     assert!(text.contains("production: serves nothing yet"), "{text}");
-    assert!(text.contains(&format!("apt {} bookworm bullseye", url("cros-packages-staging/74"))), "{text}");
+    assert!(
+        text.contains(&format!(
+            "apt {} bookworm bullseye",
+            url("cros-packages-staging/74")
+        )),
+        "{text}"
+    );
 
     // A newer candidate: every result about the older digest is kept, and stale.
     commit_version(&ex.join("repo"), "74.0.2");
-    let second = json(&slipway(&ex, &["run", "guest_tools", "--milestone", "74", "--json"]));
+    let second = json(&slipway(
+        &ex,
+        &["run", "guest_tools", "--milestone", "74", "--json"],
+    ));
     let c2 = second["candidate"]["id"].as_i64().unwrap();
     let d2 = second["candidate"]["digest"].as_str().unwrap().to_string();
     assert_ne!(d1, d2);
-    let old = json(&slipway(&ex, &["suite", "list", "--candidate", &c, "--json"]));
+    let old = json(&slipway(
+        &ex,
+        &["suite", "list", "--candidate", &c, "--json"],
+    ));
     let suites: Vec<(&str, bool)> = old
         .as_array()
         .unwrap()
@@ -317,22 +415,36 @@ fn labs_record_results_bound_to_digests_and_read_environments() {
         .collect();
     assert_eq!(
         suites,
-        [("lxd_test", true), ("pfq", true), ("pfq-tast", true), ("lab", true)]
+        [
+            ("lxd_test", true),
+            ("pfq", true),
+            ("pfq-tast", true),
+            ("lab", true)
+        ]
     );
-    let new = json(&slipway(&ex, &["suite", "list", "--candidate", &c2.to_string(), "--json"]));
+    let new = json(&slipway(
+        &ex,
+        &["suite", "list", "--candidate", &c2.to_string(), "--json"],
+    ));
     assert_eq!(new[0]["suite"], "lxd_test");
     assert_eq!(new[0]["stale"], false);
 
     // Promoted, candidate 2 is production's: bvt-cq reports against its release.
     let promoted = json(&slipway(&ex, &["promote", "--milestone", "74", "--json"]));
     let release = promoted["release"]["id"].as_i64().unwrap().to_string();
-    let bvt = record(&ex, &["--release", &release, "--suite", "bvt-cq", "--tast", &tast]);
+    let bvt = record(
+        &ex,
+        &["--release", &release, "--suite", "bvt-cq", "--tast", &tast],
+    );
     assert_eq!(bvt["environment"], "production");
     assert_eq!(bvt["release_id"].to_string(), release);
     assert_eq!(bvt["candidate_id"], c2);
     assert_eq!(bvt["target_digest"], d2.as_str());
     assert_eq!(bvt["stale"], false);
-    let envs = json(&slipway(&ex, &["environments", "--milestone", "74", "--json"]));
+    let envs = json(&slipway(
+        &ex,
+        &["environments", "--milestone", "74", "--json"],
+    ));
     let production = &envs["production"];
     assert_eq!(production["release_id"].to_string(), release);
     assert_eq!(production["candidate_id"], c2);

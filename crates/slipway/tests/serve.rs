@@ -1018,15 +1018,22 @@ fn labs_report_results_with_a_reporter_token_and_read_environments() {
     assert_eq!(again["duplicate"], true);
     assert_eq!(again["id"], first["id"]);
     // Viewers read but report nothing; no token is no caller.
-    let refused = expect_json(server.post("/api/v1/results", Some(token("viewer")), Some(&body)), 403);
-    assert!(refused["error"].as_str().unwrap().contains("reporter"), "{refused}");
+    let refused = expect_json(
+        server.post("/api/v1/results", Some(token("viewer")), Some(&body)),
+        403,
+    );
+    assert!(
+        refused["error"].as_str().unwrap().contains("reporter"),
+        "{refused}"
+    );
     expect_json(server.post("/api/v1/results", None, Some(&body)), 401);
 
     let tast = json!([
         {"name": "crostini.Basic", "errors": null, "skipReason": "", "start": "2026-01-01T10:00:00Z", "end": "2026-01-01T10:05:00Z"},
         {"name": "crostini.Gpu", "errors": null, "skipReason": "no GPU"}
     ]);
-    let tast_body = json!({ "candidate": c, "suite": "pfq", "format": "tast", "report": tast.to_string() });
+    let tast_body =
+        json!({ "candidate": c, "suite": "pfq", "format": "tast", "report": tast.to_string() });
     let green = server.post_json("/api/v1/results", "reporter", Some(&tast_body), 201);
     assert_eq!(
         (&green["status"], &green["tests"], &green["skipped"]),
@@ -1047,34 +1054,73 @@ fn labs_report_results_with_a_reporter_token_and_read_environments() {
         b
     };
     for (bad, says) in [
-        (with(json!({"release": 1})), "exactly one of `candidate` and `release`"),
-        (with(json!({"candidate": null})), "exactly one of `candidate` and `release`"),
+        (
+            with(json!({"release": 1})),
+            "exactly one of `candidate` and `release`",
+        ),
+        (
+            with(json!({"candidate": null})),
+            "exactly one of `candidate` and `release`",
+        ),
         (with(json!({"format": "xml"})), "unknown variant `xml`"),
         (with(json!({"report": "<html/>"})), "not a JUnit report"),
-        (with(json!({"report": "<testsuite name=\"x\"/>"})), "no test cases"),
-        (with(json!({"format": "tast", "report": "{\"name\": 1}"})), "expected a JSON list of tests"),
+        (
+            with(json!({"report": "<testsuite name=\"x\"/>"})),
+            "no test cases",
+        ),
+        (
+            with(json!({"format": "tast", "report": "{\"name\": 1}"})),
+            "expected a JSON list of tests",
+        ),
         (with(json!({"suite": "p f q"})), "suite name"),
-        (with(json!({"link": "javascript:alert(1)"})), "link: an http(s) URL"),
-        (with(json!({"ended_at": "tomorrow"})), "ended_at 'tomorrow' is not an RFC 3339 time"),
+        (
+            with(json!({"link": "javascript:alert(1)"})),
+            "link: an http(s) URL",
+        ),
+        (
+            with(json!({"ended_at": "tomorrow"})),
+            "ended_at 'tomorrow' is not an RFC 3339 time",
+        ),
         (with(json!({"color": "red"})), "unknown field `color`"),
         (with(json!({"suite": null})), "missing field `suite`"),
     ] {
-        let r = expect_json(server.post("/api/v1/results", Some(token("reporter")), Some(&bad)), 400);
+        let r = expect_json(
+            server.post("/api/v1/results", Some(token("reporter")), Some(&bad)),
+            400,
+        );
         assert!(r["error"].as_str().unwrap().contains(says), "{bad}: {r}");
     }
     let not_json = server
-        .request(reqwest::Method::POST, "/api/v1/results", Some(token("reporter")))
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/results",
+            Some(token("reporter")),
+        )
         .header("content-type", "application/json")
         .body("{not json")
         .send()
         .unwrap();
     expect_json(not_json, 400);
-    let missing = expect_json(server.post("/api/v1/results", Some(token("reporter")), Some(&with(json!({"candidate": null, "release": 7})))), 404);
-    assert!(missing["error"].as_str().unwrap().contains("no release 7"), "{missing}");
+    let missing = expect_json(
+        server.post(
+            "/api/v1/results",
+            Some(token("reporter")),
+            Some(&with(json!({"candidate": null, "release": 7}))),
+        ),
+        404,
+    );
+    assert!(
+        missing["error"].as_str().unwrap().contains("no release 7"),
+        "{missing}"
+    );
     // The server answers before reading all of it, then drops the connection: not one to reuse.
     let huge = with(json!({"report": "x".repeat(9 << 20)}));
     let too_large = server
-        .request(reqwest::Method::POST, "/api/v1/results", Some(token("reporter")))
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/results",
+            Some(token("reporter")),
+        )
         .header("connection", "close")
         .json(&huge)
         .send()
@@ -1084,7 +1130,11 @@ fn labs_report_results_with_a_reporter_token_and_read_environments() {
     let results = server.json("/api/v1/milestones/1/results");
     let results = results.as_array().unwrap();
     assert_eq!(results.len(), 2, "{results:?}");
-    assert!(results.iter().all(|r| r["stale"] == false && r["target_digest"] == digest.as_str()));
+    assert!(
+        results
+            .iter()
+            .all(|r| r["stale"] == false && r["target_digest"] == digest.as_str())
+    );
 
     let envs = server.json("/api/v1/milestones/1/environments");
     let staging = &envs["staging"];
@@ -1102,8 +1152,16 @@ fn labs_report_results_with_a_reporter_token_and_read_environments() {
     assert_eq!(staging["apt"], json!([]));
     assert_eq!(envs["production"]["candidate_id"], Value::Null);
     let unknown = expect_json(server.get("/api/v1/milestones/99/environments", None), 404);
-    assert!(unknown["error"].as_str().unwrap().contains("not in the branch table"));
+    assert!(
+        unknown["error"]
+            .as_str()
+            .unwrap()
+            .contains("not in the branch table")
+    );
 
     let log = server.stop();
-    assert!(!log.contains(token("reporter")), "the reporter token is in the log");
+    assert!(
+        !log.contains(token("reporter")),
+        "the reporter token is in the log"
+    );
 }
