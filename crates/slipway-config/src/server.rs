@@ -41,6 +41,8 @@ struct RawToken {
 pub enum Role {
     /// Read runs, logs, releases (needed only when reads are not public).
     Viewer,
+    /// Report test results about candidates and releases (a device lab).
+    Reporter,
     /// Start and cancel runs, force a poll.
     Trigger,
     /// Promote and roll back.
@@ -50,11 +52,18 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Viewer, Role::Trigger, Role::Releaser, Role::Admin];
+    pub const ALL: [Role; 5] = [
+        Role::Viewer,
+        Role::Reporter,
+        Role::Trigger,
+        Role::Releaser,
+        Role::Admin,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Viewer => "viewer",
+            Role::Reporter => "reporter",
             Role::Trigger => "trigger",
             Role::Releaser => "releaser",
             Role::Admin => "admin",
@@ -74,7 +83,9 @@ impl FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("unknown role '{s}' (use viewer, trigger, releaser or admin)"))
+            .ok_or_else(|| {
+                format!("unknown role '{s}' (use viewer, reporter, trigger, releaser or admin)")
+            })
     }
 }
 

@@ -15,6 +15,7 @@ pub(crate) fn parse(xml: &str, source: &str) -> Result<Vec<SuiteResult>, String>
     let mut suites: Vec<SuiteResult> = Vec::new();
     let mut current: Option<SuiteResult> = None;
     let mut in_case = false;
+    let mut case_name = String::new();
     let mut case_outcome: Option<&'static str> = None;
     let mut saw_root = false;
     loop {
@@ -29,7 +30,9 @@ pub(crate) fn parse(xml: &str, source: &str) -> Result<Vec<SuiteResult>, String>
             Event::Empty(e) => (e.name().as_ref().to_vec(), true),
             Event::End(e) => {
                 match e.name().as_ref() {
-                    b"testcase" => finish_case(&mut current, &mut in_case, &mut case_outcome),
+                    b"testcase" => {
+                        finish_case(&mut current, &mut in_case, &case_name, &mut case_outcome)
+                    }
                     b"testsuite" => {
                         if let Some(s) = current.take() {
                             suites.push(s);
@@ -46,23 +49,8 @@ pub(crate) fn parse(xml: &str, source: &str) -> Result<Vec<SuiteResult>, String>
             b"testsuites" => saw_root = true,
             b"testsuite" => {
                 saw_root = true;
-                let suite_name = match &event {
-                    Event::Start(e) | Event::Empty(e) => e
-                        .try_get_attribute("name")
-                        .ok()
-                        .flatten()
-                        .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
-                        .unwrap_or_else(|| "unnamed".into()),
-                    _ => "unnamed".into(),
-                };
-                let suite = SuiteResult {
-                    name: suite_name,
-                    tests: 0,
-                    failures: 0,
-                    errors: 0,
-                    skipped: 0,
-                    source: source.to_string(),
-                };
+                let suite_name = attribute(&event, "name").unwrap_or_else(|| "unnamed".into());
+                let suite = SuiteResult::new(&suite_name, source);
                 if empty {
                     suites.push(suite);
                 } else {
@@ -72,8 +60,9 @@ pub(crate) fn parse(xml: &str, source: &str) -> Result<Vec<SuiteResult>, String>
             b"testcase" => {
                 in_case = true;
                 case_outcome = None;
+                case_name = case_label(&event);
                 if empty {
-                    finish_case(&mut current, &mut in_case, &mut case_outcome);
+                    finish_case(&mut current, &mut in_case, &case_name, &mut case_outcome);
                 }
             }
             b"failure" if in_case => case_outcome = Some("failure"),
@@ -88,9 +77,30 @@ pub(crate) fn parse(xml: &str, source: &str) -> Result<Vec<SuiteResult>, String>
     Ok(suites)
 }
 
+fn attribute(event: &Event, name: &str) -> Option<String> {
+    match event {
+        Event::Start(e) | Event::Empty(e) => e
+            .try_get_attribute(name)
+            .ok()
+            .flatten()
+            .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned())),
+        _ => None,
+    }
+}
+
+/// `classname.name` (JUnit writers put the class or module there), else the name.
+fn case_label(event: &Event) -> String {
+    let name = attribute(event, "name").unwrap_or_else(|| "unnamed".into());
+    match attribute(event, "classname") {
+        Some(class) if !class.is_empty() => format!("{class}.{name}"),
+        _ => name,
+    }
+}
+
 fn finish_case(
     current: &mut Option<SuiteResult>,
     in_case: &mut bool,
+    case_name: &str,
     outcome: &mut Option<&'static str>,
 ) {
     if !*in_case {
@@ -98,18 +108,31 @@ fn finish_case(
     }
     if let Some(s) = current.as_mut() {
         s.tests += 1;
-        match outcome.take() {
-            Some("failure") => s.failures += 1,
-            Some("error") => s.errors += 1,
-            Some("skipped") => s.skipped += 1,
-            _ => {}
+        let failed = match outcome.take() {
+            Some("failure") => {
+                s.failures += 1;
+                true
+            }
+            Some("error") => {
+                s.errors += 1;
+                true
+            }
+            Some("skipped") => {
+                s.skipped += 1;
+                false
+            }
+            _ => false,
+        };
+        if failed {
+            s.add_failed_case(case_name.to_string());
         }
     }
     *in_case = false;
 }
 
-/// Reads one JUnit report a build wrote in its workspace (`work`) and records its suites as
-/// results of the run: step builds' declared reports and native builds' own.
+/// Reads one JUnit report a build wrote in its workspace (`work`) and records it as one
+/// result of the run named by the build (its suites together): step builds' declared reports
+/// and native builds' own.
 pub(crate) async fn record_report(
     ctx: &crate::executor::Ctx,
     build: &str,
@@ -129,37 +152,28 @@ pub(crate) async fn record_report(
             "junit report {rel} is {size} bytes; too large"
         )));
     }
-    let text =
-        std::fs::read_to_string(file).map_err(|e| fail(format!("junit report {rel}: {e}")))?;
-    let suites = parse(&text, &format!("junit:{rel}"))
-        .map_err(|e| fail(format!("junit report {rel}: {e}")))?;
+    let bytes = std::fs::read(file).map_err(|e| fail(format!("junit report {rel}: {e}")))?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| fail(format!("junit report {rel}: not UTF-8: {e}")))?;
+    let source = slipway_store::build_source(ctx.run_id, build);
+    let suites = parse(text, &source).map_err(|e| fail(format!("junit report {rel}: {e}")))?;
     for s in &suites {
         log.info(&format!(
             "suite {}: {} tests, {} failures, {} errors, {} skipped ({rel})",
             s.name, s.tests, s.failures, s.errors, s.skipped
         ));
-        ctx.store
-            .record_suite(Some(ctx.run_id), Some(build), None, s)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
     }
+    let verdict = SuiteResult::merge(&suites, &source);
+    ctx.store
+        .record_build_result(
+            ctx.run_id,
+            build,
+            &verdict,
+            &slipway_store::report_digest(&bytes),
+        )
+        .await
+        .map_err(|e| fail(e.to_string()))?;
     Ok(())
-}
-
-/// Reads a JUnit report file (for reports recorded by hand or by a lab).
-pub fn read_junit(path: &std::path::Path) -> Result<Vec<SuiteResult>, crate::EngineError> {
-    let err = |message: String| crate::EngineError::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(message),
-    };
-    let size = std::fs::metadata(path)
-        .map_err(|e| err(e.to_string()))?
-        .len();
-    if size > MAX_REPORT {
-        return Err(err(format!("{size} bytes; too large for a JUnit report")));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    parse(&text, "external").map_err(err)
 }
 
 #[cfg(test)]
@@ -178,15 +192,21 @@ mod tests {
   </testsuite>
   <testsuite name="Empty"/>
 </testsuites>"#;
-        let suites = parse(xml, "junit:sponge_log.xml").unwrap();
+        let suites = parse(xml, "build:1/lxd_test").unwrap();
         assert_eq!(suites.len(), 2);
         let s = &suites[0];
         assert_eq!(
             (s.name.as_str(), s.tests, s.failures, s.errors, s.skipped),
             ("ContainerTest", 4, 1, 1, 1)
         );
+        assert_eq!(s.failed_cases, ["test_sftp", "test_garcon"]);
         assert!(!s.passed());
         assert!(suites[1].passed());
+        let all = SuiteResult::merge(&suites, "build:1/lxd_test");
+        assert_eq!(
+            (all.name.as_str(), all.tests, all.failures + all.errors),
+            ("ContainerTest, Empty", 4, 2)
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod artifacts;
 pub mod audit;
 pub mod buckets;
+pub mod environments;
 mod error;
 mod events;
 mod executor;
@@ -15,8 +16,10 @@ mod logs;
 mod lxd_test;
 mod native;
 pub mod promote;
+pub mod results;
 mod secrets;
 mod source;
+mod tast;
 mod workspace;
 
 pub use error::EngineError;
@@ -25,7 +28,6 @@ pub use executor::{
     BuildOutcome, RunOptions, RunOutcome, enqueue, enqueue_head, enqueue_review, execute,
     execute_run,
 };
-pub use junit::read_junit;
 pub use log_follow::{LogChunk, LogFollower};
 pub use logs::log_tail;
 pub use lxd_test::reap_leftovers as reap_lxd_leftovers;

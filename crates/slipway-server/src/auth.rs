@@ -232,6 +232,12 @@ mod tests {
         };
         assert!(caller(Role::Releaser).require(Role::Trigger).is_ok());
         assert!(caller(Role::Trigger).require(Role::Releaser).is_err());
+        // A lab's token reports results and reads, and starts nothing.
+        assert!(caller(Role::Reporter).require(Role::Reporter).is_ok());
+        assert!(caller(Role::Reporter).require(Role::Viewer).is_ok());
+        assert!(caller(Role::Reporter).require(Role::Trigger).is_err());
+        assert!(caller(Role::Viewer).require(Role::Reporter).is_err());
+        assert!(caller(Role::Trigger).require(Role::Reporter).is_ok());
         assert!(MaybeCaller(None).require(Role::Viewer).is_err());
         assert!(MaybeCaller(None).may_read(true).is_ok());
         assert!(MaybeCaller(None).may_read(false).is_err());

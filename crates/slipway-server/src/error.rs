@@ -19,6 +19,8 @@ pub enum ApiError {
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
@@ -37,6 +39,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -69,7 +72,9 @@ impl IntoResponse for ApiError {
 impl From<slipway_store::StoreError> for ApiError {
     fn from(e: slipway_store::StoreError) -> Self {
         match e {
-            slipway_store::StoreError::NoRun(id) => ApiError::NotFound(format!("no run {id}")),
+            e @ (slipway_store::StoreError::NoRun(_)
+            | slipway_store::StoreError::NoCandidate(_)
+            | slipway_store::StoreError::NoRelease(_)) => ApiError::NotFound(e.to_string()),
             slipway_store::StoreError::Conflict(m) => ApiError::Conflict(m),
             other => ApiError::Internal(other.to_string()),
         }

@@ -92,50 +92,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::{NewRun, PublishedObject, Store};
-
-    async fn run_publishing(store: &Store, milestone: u32, objects: &[(&str, &str, &str)]) -> i64 {
-        let instance = format!("p/{milestone}/job");
-        let id = store
-            .create_run(
-                &NewRun {
-                    instance: &instance,
-                    project: "p",
-                    job: "job",
-                    milestone,
-                    channel: "canary",
-                    branch: "main",
-                    commit: None,
-                    flow: "continuous",
-                },
-                &[],
-            )
-            .await
-            .unwrap();
-        let objects: Vec<PublishedObject> = objects
-            .iter()
-            .map(|(bucket, path, sha)| PublishedObject {
-                bucket: bucket.to_string(),
-                prefix: milestone.to_string(),
-                path: path.to_string(),
-                sha256: sha.to_string(),
-                size: 1,
-            })
-            .collect();
-        store
-            .record_published(id, "publish", &objects)
-            .await
-            .unwrap();
-        id
-    }
-
-    async fn release(store: &Store, candidate: i64) {
-        sqlx::query("INSERT INTO releases (project, milestone, candidate_id, kind, promoted_by, promoted_at) VALUES ('p', 74, ?, 'promote', 't', 'now')")
-            .bind(candidate)
-            .execute(store.pool())
-            .await
-            .unwrap();
-    }
+    use crate::Store;
+    use crate::test_support::{release, run_publishing};
 
     #[tokio::test]
     async fn places_history_and_released_candidates() {

@@ -10,10 +10,13 @@ mod private;
 mod promotion;
 mod queue;
 mod release;
+mod results;
 mod review;
 mod state;
 mod status;
 mod suites;
+#[cfg(test)]
+mod test_support;
 
 pub use cas::{Cas, CasError, StoredFile};
 pub use gc::{
@@ -36,4 +39,7 @@ pub use status::{BuildStatus, RunStatus};
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
-pub use suites::{RecordedSuite, SuiteResult};
+pub use results::{
+    Environment, NewResult, Recorded, RecordedResult, ResultStatus, ResultTarget, Served,
+};
+pub use suites::{MAX_FAILED_CASES, SuiteResult, build_source, report_digest};

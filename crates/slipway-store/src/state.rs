@@ -32,6 +32,10 @@ pub enum StoreError {
     Cas(#[from] CasError),
     #[error("no run {0}")]
     NoRun(i64),
+    #[error("no candidate {0}")]
+    NoCandidate(i64),
+    #[error("no release {0}")]
+    NoRelease(i64),
     #[error("corrupt state: {0}")]
     Corrupt(String),
     #[error("{0}")]

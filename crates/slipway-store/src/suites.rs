@@ -1,114 +1,116 @@
-//! Suite results: test verdicts recorded against a run's build or a candidate.
+//! Suite verdicts as read from a report (JUnit, Tast JSON), and the results a run's builds
+//! record while the run goes on.
 
 use serde::Serialize;
-use sqlx::Row;
+use sha2::{Digest, Sha256};
 
 use crate::now;
 use crate::state::{Store, StoreError};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One suite's verdict as a report states it: counts taken from its cases, and the names of the
+/// cases that failed or errored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SuiteResult {
+    /// The report's own name for the suite (JUnit `<testsuite name>`, joined when a report has
+    /// several); what a result gates on is its `suite`.
     pub name: String,
     pub tests: u64,
     pub failures: u64,
     pub errors: u64,
     pub skipped: u64,
-    /// `junit:<file>` for a build's report, `external` for a lab's.
+    /// `build:<run>/<build>` for a build's report, `external` for a lab's.
     pub source: String,
+    /// Failed or errored cases, in report order (at most [`MAX_FAILED_CASES`] names).
+    pub failed_cases: Vec<String>,
 }
 
+/// Names of failed cases kept per result; the counts stay exact beyond it.
+pub const MAX_FAILED_CASES: usize = 200;
+
 impl SuiteResult {
+    pub fn new(name: &str, source: &str) -> SuiteResult {
+        SuiteResult {
+            name: name.to_string(),
+            tests: 0,
+            failures: 0,
+            errors: 0,
+            skipped: 0,
+            source: source.to_string(),
+            failed_cases: Vec::new(),
+        }
+    }
+
+    /// Passed iff no case failed or errored (skipped cases do not fail a suite).
     pub fn passed(&self) -> bool {
         self.failures == 0 && self.errors == 0
     }
-}
 
-#[derive(Debug, Clone, Serialize)]
-pub struct RecordedSuite {
-    pub id: i64,
-    pub run_id: Option<i64>,
-    pub build: Option<String>,
-    pub candidate_id: Option<i64>,
-    #[serde(flatten)]
-    pub result: SuiteResult,
-    pub passed: bool,
-    pub recorded_at: String,
-}
+    pub fn add_failed_case(&mut self, case: String) {
+        if self.failed_cases.len() < MAX_FAILED_CASES {
+            self.failed_cases.push(case);
+        }
+    }
 
-const SELECT: &str = "SELECT id, run_id, build, candidate_id, name, tests, failures, errors, skipped, source, recorded_at FROM suite_results";
-
-fn row(r: &sqlx::sqlite::SqliteRow) -> RecordedSuite {
-    let result = SuiteResult {
-        name: r.get(4),
-        tests: r.get::<i64, _>(5).max(0) as u64,
-        failures: r.get::<i64, _>(6).max(0) as u64,
-        errors: r.get::<i64, _>(7).max(0) as u64,
-        skipped: r.get::<i64, _>(8).max(0) as u64,
-        source: r.get(9),
-    };
-    RecordedSuite {
-        id: r.get(0),
-        run_id: r.get(1),
-        build: r.get(2),
-        candidate_id: r.get(3),
-        passed: result.passed(),
-        result,
-        recorded_at: r.get(10),
+    /// One verdict over the suites of one report: counts added, failed cases in order.
+    pub fn merge(parts: &[SuiteResult], source: &str) -> SuiteResult {
+        let names: Vec<&str> = parts.iter().map(|p| p.name.as_str()).collect();
+        let mut all = SuiteResult::new(&names.join(", "), source);
+        for p in parts {
+            all.tests += p.tests;
+            all.failures += p.failures;
+            all.errors += p.errors;
+            all.skipped += p.skipped;
+            for case in &p.failed_cases {
+                all.add_failed_case(case.clone());
+            }
+        }
+        all
     }
 }
 
+/// The report digest of a result: sha256 of the report file's bytes.
+pub fn report_digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Where a build's result came from.
+pub fn build_source(run_id: i64, build: &str) -> String {
+    format!("build:{run_id}/{build}")
+}
+
 impl Store {
-    /// Records a suite result of a run's build, or (with `candidate_id` only) a lab's verdict.
-    pub async fn record_suite(
+    /// Records the verdict of a report a build of `run_id` wrote, as a staging result named by
+    /// the build. Its target digest is left to reads (the run's candidate does not exist yet).
+    pub async fn record_build_result(
         &self,
-        run_id: Option<i64>,
-        build: Option<&str>,
-        candidate_id: Option<i64>,
+        run_id: i64,
+        build: &str,
         s: &SuiteResult,
+        report_digest: &str,
     ) -> Result<i64, StoreError> {
-        let id: i64 = sqlx::query(
-            "INSERT INTO suite_results (run_id, build, candidate_id, name, tests, failures, errors, skipped, source, recorded_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        let failed_cases = serde_json::to_string(&s.failed_cases)
+            .map_err(|e| StoreError::Corrupt(format!("failed cases: {e}")))?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO suite_results (run_id, build, name, tests, failures, errors, skipped, source, recorded_at,
+                                        suite, environment, report_digest, status, failed_cases)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'staging', ?, ?, ?) RETURNING id",
         )
         .bind(run_id)
         .bind(build)
-        .bind(candidate_id)
         .bind(&s.name)
         .bind(s.tests as i64)
         .bind(s.failures as i64)
         .bind(s.errors as i64)
         .bind(s.skipped as i64)
-        .bind(&s.source)
+        .bind(build_source(run_id, build))
         .bind(now())
+        .bind(build)
+        .bind(report_digest)
+        .bind(crate::ResultStatus::of(s).as_str())
+        .bind(failed_cases)
         .fetch_one(self.pool())
         .await
-        .map_err(|e| self.db_err(e))?
-        .get(0);
-        Ok(id)
-    }
-
-    pub async fn suites_of_run(&self, run_id: i64) -> Result<Vec<RecordedSuite>, StoreError> {
-        let rows = sqlx::query(&format!("{SELECT} WHERE run_id = ? ORDER BY id"))
-            .bind(run_id)
-            .fetch_all(self.pool())
-            .await
-            .map_err(|e| self.db_err(e))?;
-        Ok(rows.iter().map(row).collect())
-    }
-
-    /// Verdicts about a candidate: its own run's suites and the labs' ones.
-    pub async fn suites_of_candidate(
-        &self,
-        candidate_id: i64,
-    ) -> Result<Vec<RecordedSuite>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "{SELECT} WHERE candidate_id = ? OR run_id = (SELECT run_id FROM candidates WHERE id = ?) ORDER BY id"
-        ))
-        .bind(candidate_id)
-        .bind(candidate_id)
-        .fetch_all(self.pool())
-        .await
         .map_err(|e| self.db_err(e))?;
-        Ok(rows.iter().map(row).collect())
+        Ok(id)
     }
 }

@@ -193,7 +193,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Test verdicts about candidates: list them, or record a lab's JUnit report.
+    /// What a milestone's staging and production serve now (apt URLs and codenames, streams,
+    /// VM images, candidate/release and digest), for labs to test and report against.
+    Environments {
+        #[arg(long)]
+        milestone: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Test verdicts about candidates and releases: list them, or record a lab's report.
     Suite {
         #[command(subcommand)]
         command: SuiteCommand,
@@ -292,12 +300,32 @@ pub enum SuiteCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Record an external lab's JUnit report about a candidate (e.g. pfq on staging).
+    /// Record a lab's report about a candidate (staging, e.g. pfq) or a release (production,
+    /// e.g. bvt-cq). The same report about the same digest is recorded once.
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["candidate", "release"])))]
+    #[command(group(clap::ArgGroup::new("report").required(true).args(["junit", "tast"])))]
     Record {
+        /// The candidate tested (its digest, as staging serves it).
         #[arg(long)]
-        candidate: i64,
+        candidate: Option<i64>,
+        /// The release tested (its candidate's digest, as production serves it).
         #[arg(long)]
-        junit: PathBuf,
+        release: Option<i64>,
+        /// The suite the report is for (required with --tast; without it each JUnit
+        /// <testsuite> is recorded under its own name).
+        #[arg(long)]
+        suite: Option<String>,
+        /// A JUnit XML report.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// A Tast results.json.
+        #[arg(long)]
+        tast: Option<PathBuf>,
+        /// Where to read more (the lab's run page).
+        #[arg(long)]
+        link: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -180,8 +180,15 @@ fn chrono_like_future() -> u64 {
         + 3600
 }
 
+/// `slipway suite record ... --json`, which must succeed.
+fn record(ex: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["suite", "record", "--json"];
+    all.extend_from_slice(args);
+    json(&slipway(ex, &all))
+}
+
 #[test]
-fn labs_record_suite_results_about_a_candidate() {
+fn labs_record_results_bound_to_digests_and_read_environments() {
     let dir = tempfile::tempdir().unwrap();
     let ex = dir.path().join("ex");
     init_example(&ex);
@@ -189,65 +196,277 @@ fn labs_record_suite_results_about_a_candidate() {
         &ex,
         &["run", "guest_tools", "--milestone", "74", "--json"],
     ));
-    let c = run["candidate"]["id"].as_i64().unwrap().to_string();
-    let report = dir.path().join("pfq.xml");
-    std::fs::write(
-        &report,
-        "<testsuite name=\"pfq\"><testcase name=\"vm.CrostiniStartEverything\"/></testsuite>",
-    )
-    .unwrap();
-    ok(&slipway(
-        &ex,
-        &[
-            "suite",
-            "record",
-            "--candidate",
-            &c,
-            "--junit",
-            report.to_str().unwrap(),
-        ],
-    ));
-    let suites = json(&slipway(
+    let r1 = run["run_id"].as_i64().unwrap();
+    let c1 = run["candidate"]["id"].as_i64().unwrap();
+    let d1 = run["candidate"]["digest"].as_str().unwrap().to_string();
+    let c = c1.to_string();
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+
+    // The run's own boot test is a staging result of its candidate, named by its build.
+    let list = json(&slipway(
         &ex,
         &["suite", "list", "--candidate", &c, "--json"],
     ));
-    // The run's own container test (JUnit from lxd_test) and the lab's verdict.
-    let by_name = |n: &str| {
-        suites
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == n)
-            .cloned()
-            .unwrap_or_else(|| panic!("no {n} in {suites}"))
-    };
-    assert_eq!(by_name("ContainerTest")["passed"], true);
-    assert_eq!(by_name("ContainerTest")["build"], "lxd_test");
-    let pfq = by_name("pfq");
-    assert_eq!(pfq["passed"], true);
-    assert_eq!(pfq["source"], "external");
-    std::fs::write(&report, "<html/>").unwrap();
-    let out = slipway(
+    let built = &list[0];
+    assert_eq!(built["suite"], "lxd_test");
+    assert_eq!(built["name"], "ContainerTest");
+    assert_eq!(built["build"], "lxd_test");
+    assert_eq!(built["status"], "passed");
+    assert_eq!(built["source"], format!("build:{r1}/lxd_test"));
+    assert_eq!(built["candidate_id"], c1);
+    assert_eq!(built["target_digest"], d1.as_str());
+
+    // JUnit from a lab, with a link; the same report again is the same result.
+    let pfq = file(
+        "pfq.xml",
+        "<testsuite name=\"vm\"><testcase name=\"vm.CrostiniStartEverything\"/></testsuite>",
+    );
+    let args = [
+        "--candidate",
+        &c,
+        "--suite",
+        "pfq",
+        "--junit",
+        &pfq,
+        "--link",
+        "https://lab.example/pfq/1",
+    ];
+    let first = record(&ex, &args);
+    assert_eq!(first["duplicate"], false);
+    assert_eq!(
+        (&first["suite"], &first["status"], &first["environment"]),
+        (&"pfq".into(), &"passed".into(), &"staging".into())
+    );
+    assert_eq!(first["target_digest"], d1.as_str());
+    assert_eq!(first["reporter"], "cli");
+    assert_eq!(first["link"], "https://lab.example/pfq/1");
+    let again = record(&ex, &args);
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["id"], first["id"]);
+    let mut text_args = vec!["suite", "record"];
+    text_args.extend_from_slice(&args);
+    let text = stdout(&slipway(&ex, &text_args));
+    assert!(
+        text.contains(&format!(
+            "result {} already recorded (duplicate): pfq passed",
+            first["id"]
+        )),
+        "{text}"
+    );
+
+    // Tast's results.json from the device lab: a failed test names the case.
+    let tast = file(
+        "results.json",
+        r#"[{"name": "crostini.Basic", "errors": null, "skipReason": "", "start": "2026-01-01T10:00:00Z", "end": "2026-01-01T10:01:00Z"},
+            {"name": "crostini.Sftp", "errors": [{"time": "2026-01-01T10:01:30Z", "reason": "cros-sftp inactive", "file": "sftp.go", "line": 7, "stack": ""}],
+             "skipReason": "", "start": "2026-01-01T10:01:00Z", "end": "2026-01-01T10:02:00Z"}]"#,
+    );
+    let red = record(
+        &ex,
+        &["--candidate", &c, "--suite", "pfq-tast", "--tast", &tast],
+    );
+    assert_eq!(red["status"], "failed");
+    assert_eq!(red["failed_cases"], serde_json::json!(["crostini.Sftp"]));
+    assert_eq!(
+        (&red["started_at"], &red["ended_at"]),
+        (
+            &"2026-01-01T10:00:00.000Z".into(),
+            &"2026-01-01T10:02:00.000Z".into()
+        )
+    );
+    let shown = stdout(&slipway(
         &ex,
         &[
             "suite",
             "record",
             "--candidate",
             &c,
-            "--junit",
-            report.to_str().unwrap(),
+            "--suite",
+            "pfq-tast",
+            "--tast",
+            &tast,
         ],
-    );
-    assert!(!out.status.success());
+    ));
     assert!(
-        stderr(&out).contains("not a JUnit report"),
-        "{}",
-        stderr(&out)
+        shown.contains("pfq-tast FAILED") && shown.contains("failed: crostini.Sftp"),
+        "{shown}"
     );
-    let out = slipway(&ex, &["suite", "list", "--candidate", "999"]);
+
+    // The earlier form: each <testsuite> under its own name.
+    let lab = file(
+        "lab.xml",
+        "<testsuite name=\"lab\"><testcase name=\"a\"/></testsuite>",
+    );
+    ok(&slipway(
+        &ex,
+        &["suite", "record", "--candidate", &c, "--junit", &lab],
+    ));
+
+    // Refused, with the reason.
+    for (args, says) in [
+        (vec!["--candidate", &c, "--tast", &tast], "names no suite"),
+        (
+            vec!["--candidate", "999", "--suite", "pfq", "--junit", &pfq],
+            "no candidate 999",
+        ),
+        (
+            vec!["--release", "5", "--suite", "bvt-cq", "--junit", &pfq],
+            "no release 5",
+        ),
+        (
+            vec![
+                "--candidate",
+                &c,
+                "--suite",
+                "pfq",
+                "--junit",
+                &file("bad.xml", "<html/>"),
+            ],
+            "not a JUnit report",
+        ),
+        (
+            vec![
+                "--candidate",
+                &c,
+                "--suite",
+                "pfq",
+                "--tast",
+                &file("bad.json", "{\"name\": \"x\"}"),
+            ],
+            "expected a JSON list of tests",
+        ),
+        (
+            vec![
+                "--candidate",
+                &c,
+                "--suite",
+                "pfq",
+                "--junit",
+                "/nonexistent/r.xml",
+            ],
+            "report /nonexistent/r.xml",
+        ),
+        (
+            vec![
+                "--candidate",
+                &c,
+                "--release",
+                "1",
+                "--suite",
+                "pfq",
+                "--junit",
+                &pfq,
+            ],
+            "cannot be used with",
+        ),
+    ] {
+        let mut all = vec!["suite", "record"];
+        all.extend(args.iter().copied());
+        let out = slipway(&ex, &all);
+        assert!(!out.status.success(), "{all:?}");
+        assert!(stderr(&out).contains(says), "{all:?}: {}", stderr(&out));
+    }
+
+    // What staging serves now, for labs.
+    let envs = json(&slipway(
+        &ex,
+        &["environments", "--milestone", "74", "--json"],
+    ));
+    let staging = &envs["staging"];
+    assert_eq!(staging["candidate_id"], c1);
+    assert_eq!(staging["digest"], d1.as_str());
+    let buckets = ex.join("var/buckets");
+    let url = |tail: &str| format!("file://{}/{tail}", buckets.display());
+    assert_eq!(
+        staging["apt"],
+        serde_json::json!([{"url": url("cros-packages-staging/74"), "codenames": ["bookworm", "bullseye"]}])
+    );
+    assert_eq!(
+        staging["streams"],
+        serde_json::json!([url("cros-containers-staging/74/streams/v1/index.json")])
+    );
+    assert_eq!(
+        staging["vm_images"],
+        serde_json::json!([url(
+            "termina-component-testing/74/debian/bookworm/amd64/guest-rootfs.qcow2"
+        )])
+    );
+    assert_eq!(envs["production"]["candidate_id"], serde_json::Value::Null);
+    let text = stdout(&slipway(&ex, &["environments", "--milestone", "74"]));
+    assert!(text.contains("production: serves nothing yet"), "{text}");
     assert!(
-        stderr(&out).contains("no candidate 999"),
-        "{}",
-        stderr(&out)
+        text.contains(&format!(
+            "apt {} bookworm bullseye",
+            url("cros-packages-staging/74")
+        )),
+        "{text}"
+    );
+
+    // A newer candidate: every result about the older digest is kept, and stale.
+    commit_version(&ex.join("repo"), "74.0.2");
+    let second = json(&slipway(
+        &ex,
+        &["run", "guest_tools", "--milestone", "74", "--json"],
+    ));
+    let c2 = second["candidate"]["id"].as_i64().unwrap();
+    let d2 = second["candidate"]["digest"].as_str().unwrap().to_string();
+    assert_ne!(d1, d2);
+    let old = json(&slipway(
+        &ex,
+        &["suite", "list", "--candidate", &c, "--json"],
+    ));
+    let suites: Vec<(&str, bool)> = old
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["suite"].as_str().unwrap(), r["stale"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        suites,
+        [
+            ("lxd_test", true),
+            ("pfq", true),
+            ("pfq-tast", true),
+            ("lab", true)
+        ]
+    );
+    let new = json(&slipway(
+        &ex,
+        &["suite", "list", "--candidate", &c2.to_string(), "--json"],
+    ));
+    assert_eq!(new[0]["suite"], "lxd_test");
+    assert_eq!(new[0]["stale"], false);
+
+    // Promoted, candidate 2 is production's: bvt-cq reports against its release.
+    let promoted = json(&slipway(&ex, &["promote", "--milestone", "74", "--json"]));
+    let release = promoted["release"]["id"].as_i64().unwrap().to_string();
+    let bvt = record(
+        &ex,
+        &["--release", &release, "--suite", "bvt-cq", "--tast", &tast],
+    );
+    assert_eq!(bvt["environment"], "production");
+    assert_eq!(bvt["release_id"].to_string(), release);
+    assert_eq!(bvt["candidate_id"], c2);
+    assert_eq!(bvt["target_digest"], d2.as_str());
+    assert_eq!(bvt["stale"], false);
+    let envs = json(&slipway(
+        &ex,
+        &["environments", "--milestone", "74", "--json"],
+    ));
+    let production = &envs["production"];
+    assert_eq!(production["release_id"].to_string(), release);
+    assert_eq!(production["candidate_id"], c2);
+    assert_eq!(production["digest"], d2.as_str());
+    assert_eq!(
+        production["apt"],
+        serde_json::json!([{"url": url("cros-packages/74"), "codenames": ["bookworm", "bullseye"]}])
+    );
+    assert_eq!(
+        production["streams"],
+        serde_json::json!([url("cros-containers/74/streams/v1/index.json")])
     );
 }

@@ -447,6 +447,18 @@ fn mutating(run: i64) -> Vec<(String, Option<Value>, &'static str, u16)> {
             409,
         ),
         ("/api/v1/reload".into(), None, "admin", 200),
+        // No candidate 1 here: refused, but past the auth.
+        (
+            "/api/v1/results".into(),
+            Some(json!({
+                "candidate": 1,
+                "suite": "pfq",
+                "format": "junit",
+                "report": "<testsuite name=\"pfq\"><testcase name=\"a\"/></testsuite>"
+            })),
+            "reporter",
+            404,
+        ),
     ]
 }
 
@@ -467,7 +479,7 @@ fn auth_matrix_every_role_against_every_endpoint() {
     server.wait_end(done);
 
     let rank = |role: &str| {
-        ["viewer", "trigger", "releaser", "admin"]
+        ["viewer", "reporter", "trigger", "releaser", "admin"]
             .iter()
             .position(|r| *r == role)
     };
@@ -476,6 +488,7 @@ fn auth_matrix_every_role_against_every_endpoint() {
             None,
             Some("bad"),
             Some("viewer"),
+            Some("reporter"),
             Some("trigger"),
             Some("releaser"),
             Some("admin"),
@@ -515,6 +528,8 @@ fn auth_matrix_every_role_against_every_endpoint() {
         format!("/api/v1/runs/{done}/builds/hello/log/stream"),
         "/api/v1/milestones/1/releases".into(),
         "/api/v1/milestones/1/candidates".into(),
+        "/api/v1/milestones/1/results".into(),
+        "/api/v1/milestones/1/environments".into(),
     ];
     for path in &reads {
         assert_eq!(server.get(path, None).status().as_u16(), 401, "GET {path}");
@@ -706,6 +721,9 @@ fn openapi_document_lists_every_endpoint() {
         ("post", "/api/v1/milestones/{m}/promote"),
         ("post", "/api/v1/milestones/{m}/rollback"),
         ("post", "/api/v1/reload"),
+        ("post", "/api/v1/results"),
+        ("get", "/api/v1/milestones/{m}/results"),
+        ("get", "/api/v1/milestones/{m}/environments"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -713,7 +731,15 @@ fn openapi_document_lists_every_endpoint() {
         );
     }
     let schemas = doc["components"]["schemas"].as_object().unwrap();
-    for s in ["RunRow", "TriggerRequest", "ErrorBody", "BranchRowView"] {
+    for s in [
+        "RunRow",
+        "TriggerRequest",
+        "ErrorBody",
+        "BranchRowView",
+        "ResultRequest",
+        "RecordedResult",
+        "Environments",
+    ] {
         assert!(schemas.contains_key(s), "schema {s} missing");
     }
     // Every documented GET without parameters answers.
@@ -939,4 +965,203 @@ fn bad_input_gets_a_json_error_and_the_server_stays_up() {
     assert_eq!(server.wait_end(again)["status"], "success");
     assert_eq!(server.runs("").len(), 2, "no bad request queued a run");
     server.stop();
+}
+
+/// A service project whose continuous job `ci` publishes a small tree (with a VM disk image) to
+/// a staging bucket on milestone 1's branch.
+fn publishing_project() -> Project {
+    service_project(
+        "",
+        &format!(
+            "[buckets]\nstaging = {{ url = \"file://buckets/staging\", promote_to = \"prod\" }}\nprod = \"file://buckets/prod\"\n\n{}{}",
+            job("ci", "continuous", "[\"main\"]", &["make", "pub"], ""),
+            "[builds.make]\nsandbox = false\nsteps = [\"mkdir -p out/tree/vm && echo hello > out/tree/a.txt && echo disk > out/tree/vm/disk.qcow2\"]\nartifacts = [{ glob = \"out/tree/**\", strip_prefix = \"out/\" }]\n\n[builds.pub]\nneeds = [\"make\"]\nuses = \"publish\"\nprivileged = true\nwith = { bucket = \"staging\", prefix = \"{milestone}\", path = \"make/tree\" }\n",
+        ),
+    )
+}
+
+#[test]
+fn labs_report_results_with_a_reporter_token_and_read_environments() {
+    let p = publishing_project();
+    let server = Server::start(&p);
+    server.wait_first_poll();
+    let runs = server.runs("job=ci");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let run = server.wait_end(runs[0]["run_id"].as_i64().unwrap());
+    assert_eq!(run["status"], "success", "{run}");
+    let candidates = server.json("/api/v1/milestones/1/candidates");
+    let c = candidates[0]["id"].as_i64().unwrap();
+    let digest = candidates[0]["digest"].as_str().unwrap().to_string();
+
+    let junit = "<testsuites><testsuite name=\"pfq\"><testcase name=\"a\"/><testcase classname=\"crostini\" name=\"Sftp\"><failure>inactive</failure></testcase></testsuite></testsuites>";
+    let body = json!({
+        "candidate": c,
+        "suite": "pfq",
+        "format": "junit",
+        "report": junit,
+        "link": "https://lab.example/run/1",
+        "started_at": "2026-01-01T10:00:00+01:00"
+    });
+    let first = server.post_json("/api/v1/results", "reporter", Some(&body), 201);
+    assert_eq!(first["duplicate"], false);
+    assert_eq!(first["suite"], "pfq");
+    assert_eq!(first["status"], "failed");
+    assert_eq!(first["failed_cases"], json!(["crostini.Sftp"]));
+    assert_eq!(first["environment"], "staging");
+    assert_eq!(first["candidate_id"], c);
+    assert_eq!(first["target_digest"], digest.as_str());
+    assert_eq!(first["reporter"], "reporter");
+    assert_eq!(first["started_at"], "2026-01-01T09:00:00.000Z");
+    assert_eq!(first["stale"], false);
+    // The same report about the same digest: recorded once.
+    let again = server.post_json("/api/v1/results", "admin", Some(&body), 200);
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["id"], first["id"]);
+    // Viewers read but report nothing; no token is no caller.
+    let refused = expect_json(
+        server.post("/api/v1/results", Some(token("viewer")), Some(&body)),
+        403,
+    );
+    assert!(
+        refused["error"].as_str().unwrap().contains("reporter"),
+        "{refused}"
+    );
+    expect_json(server.post("/api/v1/results", None, Some(&body)), 401);
+
+    let tast = json!([
+        {"name": "crostini.Basic", "errors": null, "skipReason": "", "start": "2026-01-01T10:00:00Z", "end": "2026-01-01T10:05:00Z"},
+        {"name": "crostini.Gpu", "errors": null, "skipReason": "no GPU"}
+    ]);
+    let tast_body =
+        json!({ "candidate": c, "suite": "pfq", "format": "tast", "report": tast.to_string() });
+    let green = server.post_json("/api/v1/results", "reporter", Some(&tast_body), 201);
+    assert_eq!(
+        (&green["status"], &green["tests"], &green["skipped"]),
+        (&json!("passed"), &json!(2), &json!(1))
+    );
+    assert_eq!(green["ended_at"], "2026-01-01T10:05:00.000Z");
+
+    // Bad bodies: 400 with the reason, nothing recorded.
+    let with = |patch: Value| {
+        let mut b = body.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            if v.is_null() {
+                b.as_object_mut().unwrap().remove(k);
+            } else {
+                b[k] = v.clone();
+            }
+        }
+        b
+    };
+    for (bad, says) in [
+        (
+            with(json!({"release": 1})),
+            "exactly one of `candidate` and `release`",
+        ),
+        (
+            with(json!({"candidate": null})),
+            "exactly one of `candidate` and `release`",
+        ),
+        (with(json!({"format": "xml"})), "unknown variant `xml`"),
+        (with(json!({"report": "<html/>"})), "not a JUnit report"),
+        (
+            with(json!({"report": "<testsuite name=\"x\"/>"})),
+            "no test cases",
+        ),
+        (
+            with(json!({"format": "tast", "report": "{\"name\": 1}"})),
+            "expected a JSON list of tests",
+        ),
+        (with(json!({"suite": "p f q"})), "suite name"),
+        (
+            with(json!({"link": "javascript:alert(1)"})),
+            "link: an http(s) URL",
+        ),
+        (
+            with(json!({"ended_at": "tomorrow"})),
+            "ended_at 'tomorrow' is not an RFC 3339 time",
+        ),
+        (with(json!({"color": "red"})), "unknown field `color`"),
+        (with(json!({"suite": null})), "missing field `suite`"),
+    ] {
+        let r = expect_json(
+            server.post("/api/v1/results", Some(token("reporter")), Some(&bad)),
+            400,
+        );
+        assert!(r["error"].as_str().unwrap().contains(says), "{bad}: {r}");
+    }
+    let not_json = server
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/results",
+            Some(token("reporter")),
+        )
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .unwrap();
+    expect_json(not_json, 400);
+    let missing = expect_json(
+        server.post(
+            "/api/v1/results",
+            Some(token("reporter")),
+            Some(&with(json!({"candidate": null, "release": 7}))),
+        ),
+        404,
+    );
+    assert!(
+        missing["error"].as_str().unwrap().contains("no release 7"),
+        "{missing}"
+    );
+    // The server answers before reading all of it, then drops the connection: not one to reuse.
+    let huge = with(json!({"report": "x".repeat(9 << 20)}));
+    let too_large = server
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/results",
+            Some(token("reporter")),
+        )
+        .header("connection", "close")
+        .json(&huge)
+        .send()
+        .unwrap();
+    expect_json(too_large, 413);
+
+    let results = server.json("/api/v1/milestones/1/results");
+    let results = results.as_array().unwrap();
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|r| r["stale"] == false && r["target_digest"] == digest.as_str())
+    );
+
+    let envs = server.json("/api/v1/milestones/1/environments");
+    let staging = &envs["staging"];
+    assert_eq!(staging["candidate_id"], c);
+    assert_eq!(staging["digest"], digest.as_str());
+    let bucket = p.path().join("buckets/staging");
+    assert_eq!(
+        staging["buckets"],
+        json!([{"bucket": "staging", "prefix": "1", "url": format!("file://{}/1", bucket.display())}])
+    );
+    assert_eq!(
+        staging["vm_images"],
+        json!([format!("file://{}/1/vm/disk.qcow2", bucket.display())])
+    );
+    assert_eq!(staging["apt"], json!([]));
+    assert_eq!(envs["production"]["candidate_id"], Value::Null);
+    let unknown = expect_json(server.get("/api/v1/milestones/99/environments", None), 404);
+    assert!(
+        unknown["error"]
+            .as_str()
+            .unwrap()
+            .contains("not in the branch table")
+    );
+
+    let log = server.stop();
+    assert!(
+        !log.contains(token("reporter")),
+        "the reporter token is in the log"
+    );
 }

@@ -3,12 +3,14 @@
 
 pub mod logs;
 pub mod releases;
+pub mod results;
 pub mod reviews;
 pub mod runs;
 pub mod system;
 
 use axum::Json;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use utoipa::OpenApi;
 
@@ -51,6 +53,9 @@ pub struct ApiQuery<T>(pub T);
         releases::promote,
         releases::rollback,
         releases::latest_audit,
+        results::record,
+        results::of_milestone,
+        results::environments,
         reviews::list,
         reviews::poll,
         reviews::webhook,
@@ -65,6 +70,17 @@ pub struct ApiQuery<T>(pub T);
         runs::BranchRowView,
         releases::PromoteRequest,
         releases::RollbackRequest,
+        results::ResultRequest,
+        slipway_engine::results::ReportFormat,
+        slipway_store::Recorded,
+        slipway_store::RecordedResult,
+        slipway_store::SuiteResult,
+        slipway_store::Environment,
+        slipway_store::ResultStatus,
+        slipway_engine::environments::Environments,
+        slipway_engine::environments::EnvironmentView,
+        slipway_engine::environments::BucketPlace,
+        slipway_engine::environments::AptRepo,
         system::Health,
         system::Reloaded,
         reviews::ReviewsView,
@@ -119,6 +135,15 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/milestones/{m}/promote", post(releases::promote))
         .route("/api/v1/milestones/{m}/rollback", post(releases::rollback))
         .route("/api/v1/milestones/{m}/audit", get(releases::latest_audit))
+        .route(
+            "/api/v1/results",
+            post(results::record).layer(DefaultBodyLimit::max(results::MAX_RESULT_BODY)),
+        )
+        .route("/api/v1/milestones/{m}/results", get(results::of_milestone))
+        .route(
+            "/api/v1/milestones/{m}/environments",
+            get(results::environments),
+        )
         .route("/api/v1/reviews", get(reviews::list))
         .route("/api/v1/review/poll", post(reviews::poll))
         .route("/api/v1/gerrit/events", post(reviews::webhook))

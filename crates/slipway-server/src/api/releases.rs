@@ -23,7 +23,7 @@ fn known_milestone(state: &AppState, milestone: u32) -> Result<(), ApiError> {
 }
 
 /// The project name for a read about `milestone`: the caller may read, the milestone exists.
-fn read_milestone(
+pub(super) fn read_milestone(
     state: &AppState,
     caller: MaybeCaller,
     milestone: u32,

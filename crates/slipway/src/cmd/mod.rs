@@ -7,6 +7,7 @@ mod inspect;
 mod plan;
 mod policy;
 mod release;
+mod results;
 mod run;
 mod serve;
 mod validate;
@@ -115,10 +116,33 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Gc { dry_run, json } => gc::gc(&config, &data_dir, dry_run, json).await,
         Command::Suite {
             command: SuiteCommand::List { candidate, json },
-        } => release::suites(&data_dir, candidate, json).await,
+        } => results::suites(&data_dir, candidate, json).await,
         Command::Suite {
-            command: SuiteCommand::Record { candidate, junit },
-        } => release::record_suite(&data_dir, candidate, &junit).await,
+            command:
+                SuiteCommand::Record {
+                    candidate,
+                    release,
+                    suite,
+                    junit,
+                    tast,
+                    link,
+                    json,
+                },
+        } => {
+            let args = results::RecordArgs {
+                candidate,
+                release,
+                suite,
+                junit,
+                tast,
+                link,
+                json,
+            };
+            results::record(&data_dir, args).await
+        }
+        Command::Environments { milestone, json } => {
+            results::environments(&config, &data_dir, milestone, json).await
+        }
         Command::Apt { command } => apt::apt(&data_dir, command),
         Command::Key { command } => apt::key(command),
         Command::Example {

@@ -12,8 +12,9 @@ use serde_json::Value;
 use super::{Project, bin, git, write_secret};
 
 /// One token per role: `(role, value)`. Test values, written to 0600 secret files.
-pub const TOKENS: [(&str, &str); 4] = [
+pub const TOKENS: [(&str, &str); 5] = [
     ("viewer", "viewer-token-7f3a9c1e5b"),
+    ("reporter", "reporter-token-6a2c8e0f4d"),
     ("trigger", "trigger-token-2d8e4f6a0c"),
     ("releaser", "releaser-token-9b1d3e5f7a"),
     ("admin", "admin-token-4c6e8a0b2d"),
