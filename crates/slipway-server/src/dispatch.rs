@@ -310,6 +310,9 @@ fn start(
             Ok(o) => {
                 tracing::info!(run = id, status = %o.status, "run finished");
                 state.metrics.run_finished(o.status.as_str());
+                if let Some(c) = &o.candidate {
+                    crate::policy::evaluate_later(&state, c.milestone);
+                }
             }
             Err(e) => {
                 tracing::error!(run = id, "run could not be recorded: {e}");

@@ -14,6 +14,7 @@ mod dispatch;
 mod error;
 mod metrics;
 mod pages;
+mod policy;
 mod reload;
 mod review;
 mod state;
@@ -98,6 +99,7 @@ pub async fn serve(opts: ServeOptions, on_ready: impl FnOnce(&str)) -> Result<()
         tokio::spawn(trigger::run_loop(state.clone())),
         tokio::spawn(audit::run_loop(state.clone())),
         tokio::spawn(reload::run_loop(state.clone())),
+        tokio::spawn(policy::run_loop(state.clone())),
     ];
     background.extend(review::spawn(&state));
     state.dispatcher.wake();

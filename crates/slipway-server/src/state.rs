@@ -44,6 +44,8 @@ pub struct Inner {
     pub base_url: RwLock<String>,
     /// Presubmit from code review: webhook requests, the reporter's wake-up, the last poll.
     pub review: crate::review::ReviewState,
+    /// Release policy evaluations in this server, one at a time.
+    pub policy_lock: tokio::sync::Mutex<()>,
 }
 
 /// The last poll of the branch table.
@@ -108,6 +110,7 @@ impl AppState {
             base_url: RwLock::new(parts.base_url),
             cache: crate::cache::ReadCache::default(),
             review: crate::review::ReviewState::default(),
+            policy_lock: tokio::sync::Mutex::new(()),
         })))
     }
 

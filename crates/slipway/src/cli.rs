@@ -155,6 +155,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Why a milestone's candidates are (not yet) promoted: each one's state and reasons under
+    /// the release policy (`[release]`).
+    Why {
+        #[arg(long)]
+        milestone: u32,
+        #[arg(long)]
+        candidate: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The release policy: evaluate it now.
+    Release {
+        #[command(subcommand)]
+        command: ReleaseCommand,
+    },
     /// Hold a milestone: the release policy promotes nothing automatically until `unhold`.
     Hold {
         #[arg(long)]
@@ -286,6 +301,18 @@ pub enum AptCommand {
         /// read by hash, and earlier releases' pool files may remain.
         #[arg(long)]
         published: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReleaseCommand {
+    /// Evaluate the milestone's release policy now and do what it decides (promote the newest
+    /// candidate that satisfies it, roll back a failing live release).
+    Evaluate {
+        #[arg(long)]
+        milestone: u32,
         #[arg(long)]
         json: bool,
     },

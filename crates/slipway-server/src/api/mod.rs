@@ -2,6 +2,7 @@
 //! handlers' annotations (`utoipa`) and served at `/api/v1/openapi.json`.
 
 pub mod logs;
+pub mod policy;
 pub mod releases;
 pub mod results;
 pub mod reviews;
@@ -56,6 +57,10 @@ pub struct ApiQuery<T>(pub T);
         results::record,
         results::of_milestone,
         results::environments,
+        policy::show,
+        policy::evaluate,
+        policy::hold,
+        policy::unhold,
         reviews::list,
         reviews::poll,
         reviews::webhook,
@@ -69,6 +74,7 @@ pub struct ApiQuery<T>(pub T);
         runs::CancelResult,
         runs::BranchRowView,
         releases::PromoteRequest,
+        releases::CandidateView,
         releases::RollbackRequest,
         results::ResultRequest,
         slipway_engine::results::ReportFormat,
@@ -83,6 +89,19 @@ pub struct ApiQuery<T>(pub T);
         slipway_engine::environments::AptRepo,
         system::Health,
         system::Reloaded,
+        policy::PolicyView,
+        policy::PolicySummary,
+        policy::HoldRequest,
+        slipway_release::Report,
+        slipway_release::Evaluation,
+        slipway_release::CandidateState,
+        slipway_release::SuiteStatus,
+        slipway_release::State,
+        slipway_release::Verdict,
+        slipway_release::Decision,
+        slipway_release::RollbackDecision,
+        slipway_store::HoldRow,
+        slipway_store::PolicyEvent,
         reviews::ReviewsView,
         reviews::ChangeView,
         reviews::Delivery,
@@ -144,6 +163,10 @@ pub fn router() -> Router<AppState> {
             "/api/v1/milestones/{m}/environments",
             get(results::environments),
         )
+        .route("/api/v1/milestones/{m}/policy", get(policy::show))
+        .route("/api/v1/milestones/{m}/evaluate", post(policy::evaluate))
+        .route("/api/v1/milestones/{m}/hold", post(policy::hold))
+        .route("/api/v1/milestones/{m}/unhold", post(policy::unhold))
         .route("/api/v1/reviews", get(reviews::list))
         .route("/api/v1/review/poll", post(reviews::poll))
         .route("/api/v1/gerrit/events", post(reviews::webhook))

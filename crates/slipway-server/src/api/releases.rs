@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use slipway_config::Role;
 use slipway_engine::promote::{self, Interrupted};
 use slipway_store::{Candidate, Release};
@@ -13,7 +13,7 @@ use crate::auth::MaybeCaller;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::{AppState, AuditSnapshot, lock};
 
-fn known_milestone(state: &AppState, milestone: u32) -> Result<(), ApiError> {
+pub(super) fn known_milestone(state: &AppState, milestone: u32) -> Result<(), ApiError> {
     if state.config().row(milestone).is_none() {
         return Err(ApiError::NotFound(format!(
             "milestone {milestone} is not in the branch table"
@@ -36,14 +36,34 @@ pub(super) fn read_milestone(
 
 /// Candidates of a milestone (what staging received from successful continuous runs), newest first.
 #[utoipa::path(get, path = "/api/v1/milestones/{m}/candidates", params(("m" = u32, Path, description = "milestone")),
-    responses((status = 200, body = [Candidate]), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = [CandidateView]), (status = 404, body = ErrorBody)))]
 pub async fn candidates(
     State(state): State<AppState>,
     caller: MaybeCaller,
     ApiPath(milestone): ApiPath<u32>,
-) -> Result<Json<Vec<Candidate>>, ApiError> {
+) -> Result<Json<Vec<CandidateView>>, ApiError> {
     let project = read_milestone(&state, caller, milestone)?;
-    Ok(Json(state.store.candidates(&project, milestone).await?))
+    let list = state.store.candidates(&project, milestone).await?;
+    let states = slipway_release::states(&state.config(), &state.store, milestone)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(
+        list.into_iter()
+            .map(|c| CandidateView {
+                promotion: states.candidate(c.id).cloned(),
+                candidate: c,
+            })
+            .collect(),
+    ))
+}
+
+/// A candidate with its promotion state under the release policy.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CandidateView {
+    #[serde(flatten)]
+    pub candidate: Candidate,
+    /// `{state, reasons, suites, soak_left_secs}`.
+    pub promotion: Option<slipway_release::CandidateState>,
 }
 
 /// Releases of a milestone (promotions and rollbacks), newest first: the first is live.
@@ -83,7 +103,7 @@ fn interrupted(abandon: bool) -> Interrupted {
     }
 }
 
-fn body_or_default<T: Default>(
+pub(super) fn body_or_default<T: Default>(
     body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
 ) -> Result<T, ApiError> {
     match body {

@@ -96,7 +96,13 @@ pub async fn record(
     .pop()
     .ok_or_else(|| ApiError::Internal("a named suite recorded no result".into()))?;
     state.cache.changed();
-    // PART C: evaluate the release policy here
+    if !recorded.duplicate {
+        if let Some(c) = recorded.result.candidate_id {
+            if let Ok(Some(c)) = state.store.candidate(c).await {
+                crate::policy::evaluate_later(&state, c.milestone);
+            }
+        }
+    }
     let status = if recorded.duplicate {
         StatusCode::OK
     } else {

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::{BenchCommand, Cli, Command, ExampleCommand, SuiteCommand};
+use crate::cli::{BenchCommand, Cli, Command, ExampleCommand, ReleaseCommand, SuiteCommand};
 
 pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
     let Cli {
@@ -101,6 +101,14 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Releases { milestone, json } => {
             release::releases(&config, &data_dir, milestone, json).await
         }
+        Command::Why {
+            milestone,
+            candidate,
+            json,
+        } => policy::why(&config, &data_dir, milestone, candidate, json).await,
+        Command::Release {
+            command: ReleaseCommand::Evaluate { milestone, json },
+        } => policy::evaluate(&config, &data_dir, milestone, json).await,
         Command::Hold { milestone, reason } => {
             policy::hold(&config, &data_dir, milestone, reason, false).await
         }
@@ -138,7 +146,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 link,
                 json,
             };
-            results::record(&data_dir, args).await
+            results::record(&config, &data_dir, args).await
         }
         Command::Environments { milestone, json } => {
             results::environments(&config, &data_dir, milestone, json).await

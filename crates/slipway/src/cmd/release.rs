@@ -184,23 +184,50 @@ pub async fn candidates(
     let config = load_config(config_path)?;
     let store = open_store(&absolute(data_dir)?).await?;
     let list = store.candidates(&config.project.name, milestone).await?;
+    let states = super::policy::states(&config, &store, milestone).await?;
+    let promotion = |id: i64| states.candidate(id);
     if json {
-        super::print_json(&list)?;
+        let with: Vec<CandidateView> = list
+            .iter()
+            .map(|c| CandidateView {
+                candidate: c,
+                promotion: promotion(c.id),
+            })
+            .collect();
+        super::print_json(&with)?;
         return Ok(ExitCode::SUCCESS);
     }
     if list.is_empty() {
         println!("milestone {milestone} has no candidate yet");
     }
-    for c in list {
+    for c in &list {
         let commit = c
             .commit
             .as_deref()
             .map(|s| &s[..s.len().min(12)])
             .unwrap_or("-");
+        let p = promotion(c.id);
         println!(
-            "{:>4}  run {:<5} {commit}  {} objects  {}  {}",
-            c.id, c.run_id, c.objects, c.digest, c.created_at
+            "{:>4}  {:<10}  run {:<5} {commit}  {} objects  {}  {}",
+            c.id,
+            p.map_or("-", |p| p.state.as_str()),
+            c.run_id,
+            c.objects,
+            c.digest,
+            c.created_at
         );
+        if let Some(first) = p.and_then(|p| p.reasons.first()) {
+            println!("      {first}");
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A candidate with its promotion state under the release policy: `{state, reasons, suites,
+/// soak_left_secs}` (as `slipway why` shows it).
+#[derive(serde::Serialize)]
+struct CandidateView<'a> {
+    #[serde(flatten)]
+    candidate: &'a slipway_store::Candidate,
+    promotion: Option<&'a slipway_release::CandidateState>,
 }

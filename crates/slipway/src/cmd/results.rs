@@ -71,7 +71,7 @@ pub struct RecordArgs {
     pub json: bool,
 }
 
-pub async fn record(data_dir: &Path, args: RecordArgs) -> Result<ExitCode> {
+pub async fn record(config: &Path, data_dir: &Path, args: RecordArgs) -> Result<ExitCode> {
     // clap makes exactly one of each pair present.
     let target = match (args.candidate, args.release) {
         (Some(c), _) => ResultTarget::Candidate(c),
@@ -99,7 +99,10 @@ pub async fn record(data_dir: &Path, args: RecordArgs) -> Result<ExitCode> {
         },
     )
     .await?;
-    // PART C: evaluate the release policy here
+    let about = recorded.first().and_then(|r| r.result.candidate_id);
+    if recorded.iter().any(|r| !r.duplicate) {
+        super::policy::after_result(config, data_dir, &store, about).await;
+    }
     if args.json {
         match recorded.as_slice() {
             [one] => super::print_json(one)?,

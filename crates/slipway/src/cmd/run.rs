@@ -46,8 +46,22 @@ pub async fn run(config_path: &Path, data_dir: &Path, args: RunArgs) -> Result<E
         anyhow::ensure!(j > 0, "--jobs must be at least 1");
         opts.jobs = j;
     }
-    let outcome = execute(config, store, prepared, opts, cancel, Some(tx)).await?;
+    let outcome = execute(
+        config.clone(),
+        store.clone(),
+        prepared,
+        opts,
+        cancel,
+        Some(tx),
+    )
+    .await?;
     let _ = display.await;
+    // A new candidate (with its builds' suites) may satisfy the release policy at once.
+    if config.release.auto {
+        if let Some(c) = &outcome.candidate {
+            super::policy::after_result(config_path, &data_dir, &store, Some(c.id)).await;
+        }
+    }
 
     if args.json {
         super::print_json(&outcome)?;
