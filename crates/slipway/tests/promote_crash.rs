@@ -27,41 +27,6 @@ fn released(ex: &Path) -> i64 {
     history[0]["candidate_id"].as_i64().expect("a release")
 }
 
-/// Production serves whole, signed, verified trees of one candidate; with an LXD remote, apt
-/// (`apt-get update` + download) and `lxc image export` read it as clients do and every object
-/// of every bucket is checked against the records (the costly part).
-fn production_verifies(ex: &Path, version: &str, lxd: Option<&StreamsRemote>) {
-    let audit = lxd.is_some();
-    verify_published(ex);
-    let keyring = ex.join("var/keys/cros-apt.gpg");
-    assert!(
-        packages(ex, "cros-packages").contains(&format!("Version: {version}")),
-        "production serves {version}"
-    );
-    if audit {
-        let got = tempfile::tempdir().unwrap();
-        let prod = ex.join("var/buckets/cros-packages/74");
-        ok(&apt_download(
-            &format!("file:{}", prod.display()),
-            &format!("signed-by={}", keyring.display()),
-            &["cros-guest-tools"],
-            got.path(),
-        ));
-        assert!(
-            got.path()
-                .join(format!("cros-guest-tools_{version}_all.deb"))
-                .exists()
-        );
-        if let Some(remote) = lxd {
-            let into = tempfile::tempdir().unwrap();
-            let files = remote.export("debian/bookworm", &into.path().join("export"));
-            assert_eq!(files.len(), 2, "metadata and rootfs: {files:?}");
-        }
-        let out = slipway(ex, &["audit", "--milestone", "74"]);
-        assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
-    }
-}
-
 fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     let mut out: Vec<_> = walk(dir)
         .into_iter()
