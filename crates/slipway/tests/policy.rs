@@ -379,3 +379,105 @@ fn results_drive_promotion_hold_soak_and_bvt_cq_rollback() {
     assert_eq!(history(&ex)[0], ("promote".into(), c3, "policy".into()));
     production_verifies(&ex, "74.0.3", Some(&remote));
 }
+
+/// The service: a lab reports through `POST /api/v1/results` with a reporter token, and the
+/// server promotes as the policy says; the policy endpoint explains; holds through the API.
+#[test]
+fn the_service_evaluates_after_a_lab_reports_and_holds_through_the_api() {
+    use common::server::{Server, add_test_tokens, token};
+    let project = Project {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let ex = project.path().to_path_buf();
+    init_example(&ex);
+    set_policy(&ex, "auto = false", "auto = true");
+    // One milestone's continuous run, not four: the server's first poll makes candidate 1.
+    set_policy(&ex, "branches = \"active\"", "branches = [\"main\"]");
+    add_test_tokens(&ex);
+    let s = Server::start(&project);
+    let start = std::time::Instant::now();
+    let c1 = loop {
+        let cands = s.json("/api/v1/milestones/74/candidates");
+        if let Some(c) = cands.as_array().unwrap().first() {
+            break c["id"].as_i64().unwrap();
+        }
+        assert!(
+            start.elapsed().as_secs() < 300,
+            "no candidate:\n{}",
+            s.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+
+    let view = s.json("/api/v1/milestones/74/policy");
+    assert_eq!(view["policy"]["auto_here"], true);
+    assert_eq!(view["evaluation"]["candidates"][0]["state"], "waiting");
+    // A viewer cannot report; a reporter can.
+    let body = serde_json::json!({
+        "candidate": c1, "suite": "pfq", "format": "junit",
+        "report": "<testsuite name=\"pfq\" tests=\"1\"><testcase name=\"Basic\"/></testsuite>",
+    });
+    assert_eq!(
+        s.post("/api/v1/results", Some(token("viewer")), Some(&body))
+            .status()
+            .as_u16(),
+        403
+    );
+    // Hold first: the report is recorded, nothing is promoted.
+    let held = s.post_json(
+        "/api/v1/milestones/74/hold",
+        "releaser",
+        Some(&serde_json::json!({"reason": "waiting for the lab"})),
+        200,
+    );
+    assert_eq!(held["hold"]["reason"], "waiting for the lab");
+    s.post_json("/api/v1/results", "reporter", Some(&body), 201);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let cands = s.json("/api/v1/milestones/74/candidates");
+    assert_eq!(cands[0]["promotion"]["state"], "held", "{cands}");
+    assert!(
+        s.json("/api/v1/milestones/74/releases")
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // Unhold: the server evaluates and promotes as `policy`.
+    s.post_json("/api/v1/milestones/74/unhold", "releaser", None, 200);
+    let start = std::time::Instant::now();
+    loop {
+        let releases = s.json("/api/v1/milestones/74/releases");
+        if let Some(r) = releases.as_array().unwrap().first() {
+            assert_eq!(r["candidate_id"], c1);
+            assert_eq!(r["promoted_by"], "policy");
+            break;
+        }
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "no promotion:\n{}",
+            s.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let view = s.json("/api/v1/milestones/74/policy");
+    assert_eq!(view["evaluation"]["candidates"][0]["state"], "promoted");
+    let kinds: Vec<&str> = view["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["promote", "unhold", "hold"]);
+    // Releasers only.
+    assert_eq!(
+        s.post(
+            "/api/v1/milestones/74/evaluate",
+            Some(token("trigger")),
+            None
+        )
+        .status()
+        .as_u16(),
+        403
+    );
+    let report = s.post_json("/api/v1/milestones/74/evaluate", "releaser", None, 200);
+    assert!(report["promoted"].is_null());
+}

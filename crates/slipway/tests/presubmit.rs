@@ -603,26 +603,9 @@ fn the_examples_presubmit_jobs_run_end_to_end_from_a_gerrit_change() {
         dir: tempfile::tempdir().unwrap(),
     };
     common::init_example(p.path());
+    common::server::add_test_tokens(p.path());
     let cfg = p.path().join("slipway.toml");
     let mut text = std::fs::read_to_string(&cfg).unwrap();
-    let mut tokens = String::new();
-    std::fs::create_dir_all(p.path().join("tokens")).unwrap();
-    for (role, value) in common::server::TOKENS {
-        common::write_secret(&p.path().join("tokens").join(role), &format!("{value}\n"));
-        tokens.push_str(&format!(
-            "{role} = {{ secret = \"{role}-token\", role = \"{role}\" }}\n"
-        ));
-        text = text.replacen(
-            "[secrets]\n",
-            &format!("[secrets]\n{role}-token = {{ file = \"tokens/{role}\" }}\n"),
-            1,
-        );
-    }
-    text = text.replacen(
-        "[server.tokens]\n",
-        &format!("[server.tokens]\n{tokens}"),
-        1,
-    );
     // No continuous runs in the way (four image builds): guest_tools is not the subject here.
     text = text.replace("trigger = \"continuous\"", "trigger = \"manual\"");
     text.push_str(&format!("\n{}", review_section(&g)));

@@ -97,6 +97,32 @@ pub fn service_project(server: &str, body: &str) -> Project {
     p
 }
 
+/// Gives an existing service config (one with `[secrets]` and `[server.tokens]` tables, like
+/// the example's) the test tokens, one per role.
+pub fn add_test_tokens(dir: &std::path::Path) {
+    let cfg = dir.join("slipway.toml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    let mut tokens = String::new();
+    std::fs::create_dir_all(dir.join("tokens")).unwrap();
+    for (role, value) in TOKENS {
+        write_secret(&dir.join("tokens").join(role), &format!("{value}\n"));
+        tokens.push_str(&format!(
+            "{role} = {{ secret = \"{role}-token\", role = \"{role}\" }}\n"
+        ));
+        text = text.replacen(
+            "[secrets]\n",
+            &format!("[secrets]\n{role}-token = {{ file = \"tokens/{role}\" }}\n"),
+            1,
+        );
+    }
+    text = text.replacen(
+        "[server.tokens]\n",
+        &format!("[server.tokens]\n{tokens}"),
+        1,
+    );
+    std::fs::write(&cfg, text).unwrap();
+}
+
 /// Commits a change on `branch` of the project's repo; the new head.
 pub fn commit_on(p: &Project, branch: &str, file: &str) -> String {
     let repo = p.path().join("repo");
