@@ -575,7 +575,7 @@ mod tests {
         let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
             .await
             .unwrap();
-        sqlx::query("DELETE FROM _sqlx_migrations WHERE version >= 10")
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 10")
             .execute(&pool)
             .await
             .unwrap();
