@@ -24,6 +24,7 @@ use crate::error::ApiError;
 use crate::state::{AppState, lock};
 
 mod presubmit;
+mod release_policy;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -373,6 +374,7 @@ async fn release(
         })
         .collect();
     let live = history.first().cloned();
+    let mut policy = release_policy::policy_parts(&state, project, milestone).await;
     let mut candidates = Vec::new();
     let all = state
         .store
@@ -407,6 +409,7 @@ async fn release(
             created_at: c.created_at,
             is_live,
             suites,
+            policy: policy.states.remove(&c.id),
         });
     }
     let audit = lock(&state.audits).get(&milestone).map(|a| AuditView {
@@ -437,6 +440,8 @@ async fn release(
         audit,
         can_release: has(&caller, Role::Releaser),
         unfinished_promotion: unfinished,
+        policy: policy.panel,
+        policy_error: policy.error,
     };
     render(state.dashboard.release(&view), &path)
 }

@@ -290,6 +290,100 @@ async fn dashboard_matrix_live_log_and_promotion_in_chromium() {
     )
     .await;
     shot(&c, "release").await;
+
+    // The release policy panel's buttons, through the session cookie and JSON like promote:
+    // hold with a reason, see who held it and why, lift the hold, evaluate now.
+    let policy_url = format!("{url}/api/v1/milestones/74/policy");
+    let reason = "browser test: <lab> outage";
+    c.find(Locator::Id("hold-reason"))
+        .await
+        .expect("the hold reason field (shown to releasers)")
+        .send_keys(reason)
+        .await
+        .expect("type a reason");
+    c.find(Locator::Id("policy-hold"))
+        .await
+        .expect("the hold button")
+        .click()
+        .await
+        .expect("click hold");
+    c.accept_alert().await.expect("confirm the hold");
+    let hold = until("the hold", Duration::from_secs(30), async || {
+        get(&policy_url)
+            .get("hold")
+            .filter(|h| !h.is_null())
+            .cloned()
+    })
+    .await;
+    assert_eq!(hold["reason"], reason);
+    assert_eq!(hold["held_by"], "release-engineer (slipway serve)");
+    let note = until(
+        "the page to show the hold",
+        Duration::from_secs(30),
+        async || {
+            c.find(Locator::Id("policy-hold-note"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()
+        },
+    )
+    .await;
+    assert!(
+        note.contains(reason) && note.contains("release-engineer"),
+        "{note}"
+    );
+    shot(&c, "release-held").await;
+    c.find(Locator::Id("policy-unhold"))
+        .await
+        .expect("the unhold button (shown while held)")
+        .click()
+        .await
+        .expect("click unhold");
+    c.accept_alert().await.expect("confirm lifting the hold");
+    until("the hold lifted", Duration::from_secs(30), async || {
+        get(&policy_url)["hold"].is_null().then_some(())
+    })
+    .await;
+    let evaluate = until(
+        "the page without the hold",
+        Duration::from_secs(30),
+        async || {
+            c.find(Locator::Id("policy-hold")).await.ok()?;
+            c.find(Locator::Id("policy-evaluate")).await.ok()
+        },
+    )
+    .await;
+    // A marker the reload that follows a successful POST wipes out.
+    c.execute("window.slipwayBeforeEvaluate = true", vec![])
+        .await
+        .expect("set a marker");
+    evaluate.click().await.expect("click evaluate now");
+    c.accept_alert().await.expect("confirm the evaluation");
+    until(
+        "the page reloaded after the evaluation",
+        Duration::from_secs(60),
+        async || {
+            let marker = c
+                .execute("return window.slipwayBeforeEvaluate === true", vec![])
+                .await
+                .ok()?;
+            (marker == Value::Bool(false)).then_some(())
+        },
+    )
+    .await;
+    let timeline = c
+        .find(Locator::Id("policy-timeline"))
+        .await
+        .expect("the policy timeline")
+        .text()
+        .await
+        .expect("its text");
+    assert!(
+        timeline.contains("hold lifted by release-engineer") && timeline.contains(reason),
+        "{timeline}"
+    );
     c.close().await.expect("close the browser");
     let log = log_of(dir.path());
     assert!(

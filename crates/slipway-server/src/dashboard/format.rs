@@ -59,6 +59,11 @@ pub fn took(start: Option<String>, end: Option<String>) -> String {
     }
 }
 
+/// `{{ secs|duration }}`: [`compact_duration`] of a number of seconds.
+pub fn duration(secs: i64) -> String {
+    compact_duration(secs)
+}
+
 /// `{{ digest|abbrev(23) }}`: at most `n` characters, "…" marking a cut.
 pub fn abbrev(value: String, n: usize) -> String {
     if value.chars().count() <= n {

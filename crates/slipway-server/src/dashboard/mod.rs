@@ -6,6 +6,7 @@
 
 mod dag;
 mod format;
+mod policy;
 pub mod views;
 mod vote;
 
@@ -22,6 +23,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("home.html", include_str!("templates/home.html")),
     ("runs.html", include_str!("templates/runs.html")),
     ("run.html", include_str!("templates/run.html")),
+    ("policy.html", include_str!("templates/policy.html")),
     ("release.html", include_str!("templates/release.html")),
     ("presubmit.html", include_str!("templates/presubmit.html")),
     ("login.html", include_str!("templates/login.html")),
@@ -63,11 +65,15 @@ impl Dashboard {
         env.add_filter("ago", format::ago);
         env.add_filter("exact", format::exact);
         env.add_filter("took", format::took);
+        env.add_filter("duration", format::duration);
         env.add_filter("status_class", format::status_class);
         env.add_filter("urlencode", format::urlencode);
         env.add_filter("abbrev", format::abbrev);
         env.add_filter("vote_text", vote::vote_text);
         env.add_filter("vote_class", vote::vote_class);
+        env.add_filter("state_class", policy::state_class);
+        env.add_filter("verdict_class", policy::verdict_class);
+        env.add_filter("event_class", policy::event_class);
         for (name, source) in TEMPLATES {
             env.add_template(name, source)
                 .map_err(|source| DashboardError::Template { name, source })?;

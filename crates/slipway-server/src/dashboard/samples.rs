@@ -253,8 +253,130 @@ fn fake_digest(mut x: u64) -> String {
     out
 }
 
+fn required(suite: &str, status: &str, result_id: Option<i64>, failed: &[&str]) -> RequiredSuite {
+    RequiredSuite {
+        suite: suite.into(),
+        status: status.into(),
+        result_id,
+        failed_cases: failed.iter().map(|c| c.to_string()).collect(),
+    }
+}
+
+/// Each sample candidate's promotion state under a policy requiring `lxd-boot` and `pfq`.
+pub fn candidate_policy(id: i64) -> CandidatePolicy {
+    let passed = |r| required("lxd-boot", "passed", Some(r), &[]);
+    let (state, reasons, suites) = match id {
+        899 => (
+            "waiting",
+            vec!["missing suite pfq", "soak: 12m left of 30m"],
+            vec![passed(4121), required("pfq", "missing", None, &[])],
+        ),
+        898 => (
+            "blocked",
+            vec!["suite lxd-boot failed: boot, sftp"],
+            vec![
+                required("lxd-boot", "failed", Some(4117), &["boot", "sftp"]),
+                required("pfq", "passed", Some(4118), &[]),
+            ],
+        ),
+        897 => (
+            "promoted",
+            vec!["live: release 31"],
+            vec![passed(4090), required("pfq", "passed", Some(4093), &[])],
+        ),
+        _ => (
+            "superseded",
+            vec![
+                "older than candidate 897 of the live release 31",
+                "released as release 29; release 31 (candidate 897) is live",
+            ],
+            vec![passed(4011), required("pfq", "passed", Some(4012), &[])],
+        ),
+    };
+    CandidatePolicy {
+        state: state.into(),
+        reasons: reasons.into_iter().map(str::to_string).collect(),
+        suites,
+    }
+}
+
+/// The sample milestone's policy: automatic on its channel, no hold, an error among the events.
+pub fn policy() -> PolicyPanel {
+    let event = |id, kind: &str, candidate_id, release_id, detail: &str, results: Vec<i64>, age| {
+        PolicyEventView {
+            id,
+            kind: kind.into(),
+            candidate_id,
+            release_id,
+            detail: detail.into(),
+            results,
+            at: at(age),
+        }
+    };
+    PolicyPanel {
+        auto: true,
+        auto_here: true,
+        channels: Some(vec!["dev".into(), "beta".into()]),
+        require: vec!["lxd-boot".into(), "pfq".into()],
+        soak_secs: 1800,
+        rollback_after: 3,
+        watch: vec!["bvt-cq".into()],
+        hold: None,
+        promote: None,
+        wake_in_secs: Some(720),
+        timeline: vec![
+            event(
+                14,
+                "error",
+                Some(898),
+                None,
+                "promotion of candidate 898 failed: production bucket lease held by host ci-2",
+                vec![],
+                40,
+            ),
+            event(
+                13,
+                "unhold",
+                None,
+                None,
+                "hold lifted by alice (slipway serve)",
+                vec![],
+                60 * 20,
+            ),
+            event(
+                12,
+                "hold",
+                None,
+                None,
+                "held by alice (slipway serve): lab outage",
+                vec![],
+                60 * 23,
+            ),
+            event(
+                11,
+                "promote",
+                Some(897),
+                Some(31),
+                "promoted candidate 897: required suites passed: lxd-boot, pfq; soaked 30m",
+                vec![4090, 4093],
+                60 * 26,
+            ),
+            event(
+                10,
+                "rollback",
+                Some(894),
+                Some(30),
+                "3 failed bvt-cq results in a row on release 29: rolled back to candidate 894",
+                vec![4051, 4055, 4060],
+                60 * 24 * 3,
+            ),
+        ],
+    }
+}
+
 fn candidate(id: i64, live: bool, failing: bool) -> CandidateRow {
     CandidateRow {
+        policy: Some(candidate_policy(id)),
         id,
         run_id: id * 5,
         commit_short: Some(format!("{:07x}", id * 31_337)),
@@ -327,6 +449,8 @@ pub fn release(can_release: bool) -> ReleaseView {
         }),
         can_release,
         unfinished_promotion: None,
+        policy: Some(policy()),
+        policy_error: None,
     }
 }
 

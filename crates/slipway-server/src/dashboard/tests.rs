@@ -312,6 +312,303 @@ fn release_page_drift_unfinished_and_empty_states() {
     assert!(html.contains("No audit has run for this milestone yet."));
 }
 
+/// The text between two markers of a page.
+fn between<'a>(html: &'a str, from: &str, to: &str) -> &'a str {
+    let start = html
+        .find(from)
+        .unwrap_or_else(|| panic!("no {from}:\n{html}"));
+    let end = start
+        + html[start..]
+            .find(to)
+            .unwrap_or_else(|| panic!("no {to} after {from}"));
+    &html[start..end]
+}
+
+fn policy_panel(html: &str) -> &str {
+    between(html, "<section class=\"card policy", "</section>")
+}
+
+#[test]
+fn release_policy_panel_sums_the_policy_up_in_one_line() {
+    let html = dash().release(&samples::release(true)).unwrap();
+    let panel = policy_panel(&html);
+    let line = between(panel, "id=\"policy-line\"", "</p>");
+    assert!(line.contains("<span class=\"badge auto-on\">auto on</span>"));
+    assert!(line.contains("channel <strong>dev</strong>"));
+    assert!(line.contains("requires <code>lxd-boot</code>, <code>pfq</code>"));
+    assert!(line.contains("soak 30m 00s"));
+    assert!(line.contains("rolls back after 3 failed results in a row of <code>bvt-cq</code>"));
+    assert!(panel.contains("A soak ends in 12m 00s"));
+    assert!(!panel.contains("id=\"policy-next\""));
+    assert!(!panel.contains("policy-hold-note"));
+    // a releaser may hold (with a reason) and evaluate; nothing to lift
+    assert!(panel.contains("<input type=\"text\" id=\"hold-reason\" maxlength=\"500\""));
+    assert!(panel.contains("id=\"policy-hold\" data-milestone=\"123\""));
+    assert!(panel.contains("id=\"policy-evaluate\" data-milestone=\"123\""));
+    assert!(!panel.contains("policy-unhold"));
+
+    let mut v = samples::release(true);
+    let p = v.policy.as_mut().unwrap();
+    p.auto_here = false;
+    p.require.clear();
+    p.soak_secs = 0;
+    p.rollback_after = 1;
+    p.wake_in_secs = None;
+    p.promote = Some(PromoteBrief {
+        candidate_id: 899,
+        reason: "required suites passed".into(),
+    });
+    let html = dash().release(&v).unwrap();
+    let panel = policy_panel(&html);
+    assert!(panel.contains(
+        "auto off here</span> automatic release is on, but not for channel <strong>dev</strong> (only dev, beta)"
+    ));
+    assert!(panel.contains("no required suites"));
+    assert!(panel.contains("no soak"));
+    assert!(panel.contains("rolls back after 1 failed result in a row"));
+    assert!(panel.contains(
+        "Next: promotes candidate <a href=\"#candidate-899\">#899</a> <span class=\"muted\">(required suites passed)</span>"
+    ));
+    assert!(!panel.contains("A soak ends"));
+
+    let p = v.policy.as_mut().unwrap();
+    p.auto = false;
+    p.watch.clear();
+    let html = dash().release(&v).unwrap();
+    let panel = policy_panel(&html);
+    assert!(panel.contains("<span class=\"badge auto-off\">auto off</span> promotion is by hand"));
+    assert!(panel.contains("no automatic rollback"));
+
+    // a viewer sees the policy, not the buttons
+    let html = dash().release(&samples::release(false)).unwrap();
+    let panel = policy_panel(&html);
+    assert!(panel.contains("id=\"policy-line\""));
+    for hook in [
+        "hold-reason",
+        "policy-hold\"",
+        "policy-unhold",
+        "policy-evaluate",
+    ] {
+        assert!(!panel.contains(hook), "a viewer got {hook}");
+    }
+}
+
+#[test]
+fn a_hold_says_who_why_and_when_and_releasers_can_lift_it() {
+    let mut v = samples::release(true);
+    v.policy.as_mut().unwrap().hold = Some(HoldView {
+        held_by: "alice (slipway serve)".into(),
+        reason: Some("lab outage until Monday".into()),
+        held_at: samples::at(90),
+    });
+    let html = dash().release(&v).unwrap();
+    assert!(html.contains("<section class=\"card policy held\" id=\"policy\">"));
+    let note = between(&html, "id=\"policy-hold-note\"", "</p>");
+    assert!(note.contains("<strong>Held</strong> by alice (slipway serve)"));
+    assert!(note.contains(">1h ago</time>: <q class=\"hold-reason\">lab outage until Monday</q>"));
+    let panel = policy_panel(&html);
+    assert!(panel.contains(
+        "<button type=\"button\" id=\"policy-unhold\" data-milestone=\"123\">Unhold</button>"
+    ));
+    assert!(!panel.contains("id=\"policy-hold\""));
+    assert!(!panel.contains("id=\"hold-reason\""));
+    assert!(panel.contains("id=\"policy-evaluate\""));
+
+    v.policy.as_mut().unwrap().hold.as_mut().unwrap().reason = None;
+    let html = dash().release(&v).unwrap();
+    assert!(between(&html, "id=\"policy-hold-note\"", "</p>").contains("(no reason given)"));
+}
+
+#[test]
+fn candidates_show_their_promotion_state_reasons_and_required_suites() {
+    let mut v = samples::release(false);
+    let states = [
+        "promoted",
+        "eligible",
+        "waiting",
+        "blocked",
+        "superseded",
+        "held",
+        "someday",
+    ];
+    let template = v.candidates[0].clone();
+    v.candidates = states
+        .iter()
+        .zip(1..)
+        .map(|(state, id)| {
+            let mut c = template.clone();
+            c.id = id;
+            let p = c.policy.as_mut().unwrap();
+            p.state = state.to_string();
+            c
+        })
+        .collect();
+    let html = dash().release(&v).unwrap();
+    for (state, id) in states.iter().zip(1..) {
+        let row = between(&html, &format!("<tr id=\"candidate-{id}\""), "</tr>");
+        let class = if *state == "someday" {
+            "ps-unknown"
+        } else {
+            &format!("ps-{state}")
+        };
+        assert!(
+            row.contains(&format!("<span class=\"badge {class}\">{state}</span>")),
+            "{state}:\n{row}"
+        );
+    }
+
+    let html = dash().release(&samples::release(false)).unwrap();
+    // one reason: shown as it is
+    let blocked = between(&html, "<tr id=\"candidate-898\"", "</tr>");
+    assert!(blocked.contains("<div class=\"reason\">suite lxd-boot failed: boot, sftp</div>"));
+    assert!(blocked.contains(
+        "<span class=\"req req-failed\" title=\"lxd-boot: failed (result 4117): boot, sftp\">✗ lxd-boot</span>"
+    ));
+    assert!(blocked.contains(
+        "<span class=\"req req-passed\" title=\"pfq: passed (result 4118)\">✓ pfq</span>"
+    ));
+    // several: the first visible, all in the tooltip and the details
+    let waiting = between(&html, "<tr id=\"candidate-899\"", "</tr>");
+    assert!(waiting.contains(
+        "<summary title=\"missing suite pfq\nsoak: 12m left of 30m\">missing suite pfq <span class=\"muted\">+1</span></summary>"
+    ));
+    assert!(waiting.contains("<li>soak: 12m left of 30m</li>"));
+    assert!(
+        waiting.contains("<span class=\"req req-missing\" title=\"pfq: missing\">… pfq</span>")
+    );
+    // the stylesheet knows every class the page may use
+    for class in [
+        "ps-promoted",
+        "ps-eligible",
+        "ps-waiting",
+        "ps-blocked",
+        "ps-superseded",
+        "ps-held",
+        "ps-unknown",
+        "req-passed",
+        "req-failed",
+        "req-missing",
+        "req-unknown",
+        "ev-promote",
+        "ev-rollback",
+        "ev-hold",
+        "ev-unhold",
+        "ev-error",
+        "ev-unknown",
+        "auto-on",
+        "auto-off",
+    ] {
+        assert!(
+            STYLE_CSS.contains(&format!(".{class}")),
+            "no style for {class}"
+        );
+    }
+
+    // a candidate the policy does not know (newer than its facts) gets a dash
+    let mut v = samples::release(false);
+    v.candidates[0].policy = None;
+    let html = dash().release(&v).unwrap();
+    let row = between(&html, "<tr id=\"candidate-899\"", "</tr>");
+    assert!(row.contains("<td class=\"promotion\"><span class=\"muted\">—</span></td>"));
+}
+
+#[test]
+fn policy_timeline_lists_events_newest_first_with_links() {
+    let html = dash().release(&samples::release(false)).unwrap();
+    let timeline = between(
+        &html,
+        "<ol class=\"timeline\" id=\"policy-timeline\">",
+        "</ol>",
+    );
+    let ids: Vec<usize> = [14, 13, 12, 11, 10]
+        .iter()
+        .map(|id| timeline.find(&format!("id=\"policy-event-{id}\"")).unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "order as given");
+    let error = between(timeline, "id=\"policy-event-14\"", "</li>");
+    assert!(error.contains("<span class=\"badge ev-error\">error</span>"));
+    assert!(error.contains("production bucket lease held by host ci-2"));
+    assert!(error.contains("<a href=\"#candidate-898\">candidate #898</a>"));
+    assert!(error.contains(">40m ago</time>"));
+    let promote = between(timeline, "id=\"policy-event-11\"", "</li>");
+    assert!(promote.contains("<span class=\"badge ev-promote\">promote</span>"));
+    assert!(promote.contains("<a href=\"#release-31\">release #31</a>"));
+    assert!(promote.contains("results #4090, #4093"));
+    assert!(promote.contains(">1d ago</time>"));
+    assert!(timeline.contains("<span class=\"badge ev-rollback\">rollback</span>"));
+    assert!(timeline.contains("<span class=\"badge ev-hold\">hold</span>"));
+    assert!(timeline.contains("<span class=\"badge ev-unhold\">unhold</span>"));
+    // the release links land on the history rows
+    assert!(html.contains("<tr id=\"release-31\" class=\"live\">"));
+    assert!(html.contains("<tr id=\"release-30\">"));
+
+    let mut v = samples::release(false);
+    v.policy.as_mut().unwrap().timeline[0].kind = "<b>".into();
+    let html = dash().release(&v).unwrap();
+    assert!(html.contains("<span class=\"badge ev-unknown\">&lt;b&gt;</span>"));
+
+    v.policy.as_mut().unwrap().timeline.clear();
+    let html = dash().release(&v).unwrap();
+    assert!(html.contains("The policy has not acted on this milestone yet."));
+    assert!(!html.contains("policy-timeline"));
+}
+
+#[test]
+fn a_policy_that_cannot_be_evaluated_leaves_the_page_usable() {
+    let mut v = samples::release(true);
+    v.policy = None;
+    v.policy_error = Some("database is locked".into());
+    for c in &mut v.candidates {
+        c.policy = None;
+    }
+    let html = dash().release(&v).unwrap();
+    assert!(html.contains(
+        "<p class=\"error-text\" id=\"policy-error\">The policy could not be evaluated: database is locked</p>"
+    ));
+    assert!(!html.contains("policy-evaluate"));
+    assert!(html.contains("The policy has not acted on this milestone yet."));
+    assert!(html.contains("class=\"promote\""));
+    assert!(html.contains("id=\"rollback\""));
+}
+
+#[test]
+fn hostile_policy_text_is_escaped() {
+    let mut v = samples::release(true);
+    let p = v.policy.as_mut().unwrap();
+    p.require = vec![HOSTILE.into()];
+    p.watch = vec![HOSTILE.into()];
+    p.channels = Some(vec![HOSTILE.into()]);
+    p.auto_here = false;
+    p.hold = Some(HoldView {
+        held_by: HOSTILE.into(),
+        reason: Some(format!("{HOSTILE}\"onmouseover=\"x")),
+        held_at: HOSTILE.into(),
+    });
+    p.promote = Some(PromoteBrief {
+        candidate_id: 1,
+        reason: HOSTILE.into(),
+    });
+    p.timeline[0].detail = HOSTILE.into();
+    p.timeline[1].kind = HOSTILE.into();
+    let c = v.candidates[0].policy.as_mut().unwrap();
+    c.state = format!("{HOSTILE}\"onclick=\"x");
+    c.reasons = vec![HOSTILE.into(), format!("\"onmouseover=\"x{HOSTILE}")];
+    c.suites[0].suite = HOSTILE.into();
+    c.suites[0].status = "\"onclick=\"x".into();
+    c.suites[0].failed_cases = vec![format!("{HOSTILE}\"onmouseover=\"x")];
+    v.candidates[1].policy.as_mut().unwrap().reasons = vec![HOSTILE.into()];
+    let html = dash().release(&v).unwrap();
+    assert_escaped(&html);
+    assert!(!html.contains("\"onmouseover=\""));
+    assert!(!html.contains("\"onclick=\""));
+    assert!(!html.contains("<b>"));
+
+    let mut v = samples::release(true);
+    v.policy = None;
+    v.policy_error = Some(HOSTILE.into());
+    assert_escaped(&dash().release(&v).unwrap());
+}
+
 /// The `<li>` of one run on the presubmit page.
 fn review_run_item(html: &str, run_id: i64) -> &str {
     let start = html
@@ -575,6 +872,13 @@ fn script_hooks_exist_in_the_pages() {
     let run = d.run(&samples::run(true)).unwrap();
     let release = d.release(&samples::release(true)).unwrap();
     let untrusted = d.run(&samples::untrusted_run()).unwrap();
+    let mut held = samples::release(true);
+    held.policy.as_mut().unwrap().hold = Some(HoldView {
+        held_by: "alice".into(),
+        reason: None,
+        held_at: NOW.into(),
+    });
+    let held = d.release(&held).unwrap();
     for (html, hook) in [
         (&run, "id=\"action-message\""),
         (&run, "id=\"run-status\""),
@@ -594,6 +898,10 @@ fn script_hooks_exist_in_the_pages() {
         (&release, "id=\"action-message\""),
         (&release, "id=\"rollback\""),
         (&release, "class=\"promote\""),
+        (&release, "id=\"hold-reason\""),
+        (&release, "id=\"policy-hold\""),
+        (&release, "id=\"policy-evaluate\""),
+        (&held, "id=\"policy-unhold\""),
     ] {
         assert!(html.contains(hook), "missing {hook}");
     }
@@ -613,6 +921,13 @@ fn script_hooks_exist_in_the_pages() {
         "'/promote'",
         "'/rollback'",
         "'/cancel'",
+        "'#policy-hold'",
+        "'#policy-unhold'",
+        "'#policy-evaluate'",
+        "byId('hold-reason')",
+        "'/hold'",
+        "'/unhold'",
+        "'/evaluate'",
         "getElementById('review')",
         "dataset.voteState",
     ] {
@@ -643,6 +958,22 @@ fn write_samples() {
     let d = dash();
     let mut hostile_run = samples::run(false);
     hostile_run.builds[4].error = Some(HOSTILE.into());
+    let mut held = samples::release(true);
+    held.policy.as_mut().unwrap().hold = Some(HoldView {
+        held_by: "alice (slipway serve)".into(),
+        reason: Some("lab outage until Monday".into()),
+        held_at: samples::at(90),
+    });
+    for c in &mut held.candidates {
+        let p = c.policy.as_mut().unwrap();
+        if p.state == "waiting" {
+            p.state = "held".into();
+            p.reasons.insert(
+                0,
+                "held by alice (slipway serve): lab outage until Monday".into(),
+            );
+        }
+    }
     let pages = [
         ("home", d.home(&samples::home(4)).unwrap()),
         ("home30", d.home(&samples::home(30)).unwrap()),
@@ -652,6 +983,7 @@ fn write_samples() {
         ("run-untrusted", d.run(&samples::untrusted_run()).unwrap()),
         ("presubmit", d.presubmit(&samples::presubmit()).unwrap()),
         ("release", d.release(&samples::release(true)).unwrap()),
+        ("release-held", d.release(&held).unwrap()),
         ("login", d.login(&samples::login()).unwrap()),
         ("error", d.error(404, "no run 77").unwrap()),
     ];

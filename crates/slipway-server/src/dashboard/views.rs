@@ -163,6 +163,77 @@ pub struct ReleaseView {
     pub can_release: bool,
     /// Description of a promotion that did not finish (shown as a warning).
     pub unfinished_promotion: Option<String>,
+    /// The release policy panel; `None` with `policy_error` when it could not be evaluated.
+    pub policy: Option<PolicyPanel>,
+    pub policy_error: Option<String>,
+}
+
+/// The release policy of a milestone as the release page shows it (`api::policy::PolicyView`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyPanel {
+    pub auto: bool,
+    /// Automatic release is on and this milestone's channel is one it covers.
+    pub auto_here: bool,
+    /// `[release] channels`; `None`: every channel.
+    pub channels: Option<Vec<String>>,
+    pub require: Vec<String>,
+    pub soak_secs: u64,
+    /// 0: never rolls back on its own.
+    pub rollback_after: u32,
+    pub watch: Vec<String>,
+    pub hold: Option<HoldView>,
+    /// What the policy would promote now.
+    pub promote: Option<PromoteBrief>,
+    /// Seconds until a soak ends and the answer may change by itself.
+    pub wake_in_secs: Option<i64>,
+    /// Newest first.
+    pub timeline: Vec<PolicyEventView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HoldView {
+    pub held_by: String,
+    pub reason: Option<String>,
+    pub held_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PromoteBrief {
+    pub candidate_id: i64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyEventView {
+    pub id: i64,
+    /// `promote`, `rollback`, `hold`, `unhold`, `error`.
+    pub kind: String,
+    pub candidate_id: Option<i64>,
+    pub release_id: Option<i64>,
+    pub detail: String,
+    /// The suite results that justified the action.
+    pub results: Vec<i64>,
+    pub at: String,
+}
+
+/// A candidate's promotion state under the policy ("why not promoted").
+#[derive(Debug, Clone, Serialize)]
+pub struct CandidatePolicy {
+    /// `promoted`, `eligible`, `waiting`, `blocked`, `superseded`, `held`.
+    pub state: String,
+    /// Most important first.
+    pub reasons: Vec<String>,
+    /// The required suites, in the policy's order.
+    pub suites: Vec<RequiredSuite>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RequiredSuite {
+    pub suite: String,
+    /// `passed`, `failed`, `missing`.
+    pub status: String,
+    pub result_id: Option<i64>,
+    pub failed_cases: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -175,6 +246,8 @@ pub struct CandidateRow {
     pub created_at: String,
     pub is_live: bool,
     pub suites: Vec<SuiteBrief>,
+    /// `None` when the policy could not be evaluated or does not know the candidate.
+    pub policy: Option<CandidatePolicy>,
 }
 
 #[derive(Debug, Clone, Serialize)]

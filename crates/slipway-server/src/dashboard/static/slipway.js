@@ -74,6 +74,10 @@
     });
   }
 
+  function milestoneApi(button, action) {
+    return '/api/v1/milestones/' + encodeURIComponent(button.dataset.milestone) + action;
+  }
+
   document.addEventListener('click', function (ev) {
     var t = ev.target;
     if (!(t instanceof Element)) return;
@@ -85,15 +89,34 @@
     }
     b = t.closest('button.promote');
     if (b) {
-      postAction(b, '/api/v1/milestones/' + encodeURIComponent(b.dataset.milestone) + '/promote',
+      postAction(b, milestoneApi(b, '/promote'),
         { candidate: Number(b.dataset.candidate) },
         'Promote candidate #' + b.dataset.candidate + ' of milestone ' + b.dataset.milestone + ' to production?');
       return;
     }
     b = t.closest('#rollback');
     if (b) {
-      postAction(b, '/api/v1/milestones/' + encodeURIComponent(b.dataset.milestone) + '/rollback', {},
+      postAction(b, milestoneApi(b, '/rollback'), {},
         'Roll production of milestone ' + b.dataset.milestone + ' back to the previous release?');
+      return;
+    }
+    b = t.closest('#policy-hold');
+    if (b) {
+      var reason = (byId('hold-reason') || { value: '' }).value.trim();
+      postAction(b, milestoneApi(b, '/hold'), reason ? { reason: reason } : {},
+        'Hold milestone ' + b.dataset.milestone + '? Nothing is promoted automatically until it is lifted.');
+      return;
+    }
+    b = t.closest('#policy-unhold');
+    if (b) {
+      postAction(b, milestoneApi(b, '/unhold'), {},
+        'Lift the hold on milestone ' + b.dataset.milestone + '? The policy may promote at once.');
+      return;
+    }
+    b = t.closest('#policy-evaluate');
+    if (b) {
+      postAction(b, milestoneApi(b, '/evaluate'), {},
+        'Evaluate the release policy of milestone ' + b.dataset.milestone + ' now? It promotes or rolls back if the policy says so.');
       return;
     }
     var link = t.closest('a.log-link');
