@@ -10,6 +10,9 @@ pub struct ReportInput<'a> {
     pub run_url: &'a str,
     /// The first failed build: name, reason, and the last lines of its log.
     pub failed: Option<(&'a str, &'a str, Vec<String>)>,
+    /// Why the run failed when no build did (it could not start: a builds file that does
+    /// not plan, a patch set ref that is not the revision).
+    pub run_error: Option<&'a str>,
 }
 
 /// Lines and characters of a failed build's log a message carries at most.
@@ -24,6 +27,9 @@ pub fn report_message(r: &ReportInput) -> String {
         id = r.run_id,
         url = r.run_url
     );
+    if let (None, false, Some(e)) = (&r.failed, r.success, r.run_error) {
+        msg.push_str(&format!("\nThe run failed: {}\n", clean(e)));
+    }
     if let Some((build, reason, lines)) = &r.failed {
         msg.push_str(&format!("\nBuild {build} failed: {}\n", clean(reason)));
         let tail = &lines[lines.len().saturating_sub(MAX_LINES)..];
@@ -65,7 +71,9 @@ mod tests {
             success: false,
             run_url: "https://ci.example.org/runs/7",
             failed: Some(("guest_tools", "step 1 exited with status 2", lines)),
+            run_error: Some("not shown: a build failed"),
         });
+        assert!(!m.contains("not shown"));
         assert!(m.starts_with("Slipway presubmit run 7: FAILURE\nhttps://ci.example.org/runs/7\n"));
         assert!(m.contains("Build guest_tools failed: step 1 exited with status 2"));
         assert!(!m.contains("line 10\r") && !m.contains('\x1b'));
@@ -78,8 +86,25 @@ mod tests {
             success: false,
             run_url: "u",
             failed: Some(("b", &long, vec![])),
+            run_error: None,
         });
         assert!(m.len() < 400 && !m.contains("Last lines"));
+    }
+
+    #[test]
+    fn a_run_that_could_not_start_says_why() {
+        let m = report_message(&ReportInput {
+            job: "presubmit",
+            run_id: 4,
+            success: false,
+            run_url: "u",
+            failed: None,
+            run_error: Some("cannot start: builds.toml:3:1: unknown key\nmore"),
+        });
+        assert!(
+            m.ends_with("The run failed: cannot start: builds.toml:3:1: unknown key more\n"),
+            "{m}"
+        );
     }
 
     #[test]
@@ -90,6 +115,7 @@ mod tests {
             success: true,
             run_url: "http://127.0.0.1:8080/runs/3",
             failed: None,
+            run_error: None,
         });
         assert_eq!(
             m,

@@ -5,7 +5,7 @@
 use sqlx::Row;
 
 use crate::state::{NewRun, RUN_SELECT, RunOrigin, RunRow, insert_run, run_row};
-use crate::{Store, StoreError, now, owner};
+use crate::{RunStatus, Store, StoreError, now, owner};
 
 /// Which runs a listing wants; empty fields match everything.
 #[derive(Debug, Clone, Default)]
@@ -151,12 +151,24 @@ impl Store {
 
     /// Cancels a run that has not started. `false` if it is not queued (any more).
     pub async fn cancel_queued(&self, run_id: i64, why: &str) -> Result<bool, StoreError> {
+        self.end_queued(run_id, RunStatus::Cancelled, why).await
+    }
+
+    /// Ends a run that has not started with `status` (`cancelled`, or `failure` for a run that
+    /// cannot start); `false` if it is no longer queued.
+    pub async fn end_queued(
+        &self,
+        run_id: i64,
+        status: RunStatus,
+        why: &str,
+    ) -> Result<bool, StoreError> {
         let db = |e| self.db_err(e);
         let ts = now();
         let mut tx = self.pool().begin().await.map_err(db)?;
         let done = sqlx::query(
-            "UPDATE runs SET status = 'cancelled', error = ?, finished_at = ? WHERE id = ? AND status = 'queued'",
+            "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ? AND status = 'queued'",
         )
+        .bind(status.as_str())
         .bind(why)
         .bind(&ts)
         .bind(run_id)
@@ -165,9 +177,15 @@ impl Store {
         .map_err(db)?
         .rows_affected();
         if done == 1 {
+            let leftover = if status == RunStatus::Cancelled {
+                "cancelled"
+            } else {
+                "skipped"
+            };
             sqlx::query(
-                "UPDATE builds SET status = 'cancelled', finished_at = ? WHERE run_id = ? AND status = 'pending'",
+                "UPDATE builds SET status = ?, finished_at = ? WHERE run_id = ? AND status = 'pending'",
             )
+            .bind(leftover)
             .bind(&ts)
             .bind(run_id)
             .execute(&mut *tx)

@@ -469,6 +469,42 @@ fn a_failed_run_votes_minus_one_with_its_log_and_5xx_never_makes_a_second_vote()
         .collect();
     assert_eq!(posted.len(), 1, "{posted:?}");
     assert_eq!(posted[0].labels.get("Verified"), Some(&1));
+
+    // A patch set whose ref is not in the repository cannot start: a failed run that says
+    // why, voted -1 once, and reported once however often it is polled.
+    let ghost = g.create_change(PROJECT, "main", "ghost", alice, &"ab".repeat(20));
+    g.vote(ghost, "Trybot-Ready", alice, 1);
+    let v = s.post_json("/api/v1/review/poll", "trigger", None, 200);
+    assert_eq!(v["errors"].as_array().unwrap().len(), 1, "{v}");
+    assert!(review_poll(&s).is_empty());
+    let runs = s.json("/api/v1/reviews")["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["change"]["change_number"] == ghost)
+        .unwrap()["runs"]
+        .clone();
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
+    let id = runs[0]["run_id"].as_i64().unwrap();
+    let run = s.wait_end(id);
+    assert_eq!(run["status"], "failure");
+    assert!(
+        run["error"].as_str().unwrap().contains("cannot start"),
+        "{run}"
+    );
+    assert_eq!(wait_vote(&s, id)["run"]["vote_state"], "posted");
+    let posted: Vec<_> = g
+        .reviews()
+        .into_iter()
+        .filter(|r| r.change == ghost)
+        .collect();
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    assert_eq!(posted[0].labels.get("Verified"), Some(&-1));
+    assert!(
+        posted[0].message.contains("The run failed: cannot start"),
+        "{}",
+        posted[0].message
+    );
 }
 
 /// A change whose build script tries to reach every secret and the network. Each attempt

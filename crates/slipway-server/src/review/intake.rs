@@ -13,7 +13,7 @@ use slipway_config::{Config, ReviewConfig};
 use slipway_engine::{Prepared, Source, enqueue_review, plan_at};
 use slipway_review::gerrit::{ChangeInfo, Gerrit};
 use slipway_review::{VoteEvent, crossings, format_gerrit_time, parse_gerrit_time, vote_events};
-use slipway_store::{ReviewChange, ReviewRunKey, RunOrigin};
+use slipway_store::{NewRun, ReviewChange, ReviewRunKey, RunOrigin, RunStatus};
 use tokio::sync::mpsc;
 
 use super::{client, review_jobs};
@@ -298,7 +298,15 @@ pub async fn observe_change(
             revision,
             job: &job.name,
         };
-        let prepared = match prepare(
+        let origin = RunOrigin {
+            trigger: "review".into(),
+            requested_by: Some(format!(
+                "{} +{} on change {},{patchset}",
+                trigger.label, trigger.min, change.number
+            )),
+            retry_of: None,
+        };
+        let planned = prepare(
             state,
             config,
             source,
@@ -307,29 +315,39 @@ pub async fn observe_change(
             &git_ref,
             revision,
         )
-        .await
-        {
+        .await;
+        let prepared = match planned {
             Ok(p) => p,
             Err(e) => {
-                // Consumed, so a change whose builds do not plan is reported once, not at
-                // every poll; a new patch set or a new vote tries again.
-                let _ = store
-                    .consume_review_crossing(change.number, patchset, &job.name, fired, crossed)
-                    .await;
+                // The change (its builds file, its ref) cannot run: it still gets its verdict,
+                // a failed run that says why, voted -1 like any failure; once per crossing like
+                // every review run, and reported once, not at every poll.
+                let why = format!("cannot start: {e}");
+                let instance = format!("{}/{}/{}", config.project.name, row.milestone, job.name);
+                let run = NewRun {
+                    instance: &instance,
+                    project: &config.project.name,
+                    job: &job.name,
+                    milestone: row.milestone,
+                    channel: &row.channel,
+                    branch: &row.branch,
+                    commit: Some(revision),
+                    flow: "presubmit",
+                };
+                if let Ok(Some(id)) = store
+                    .enqueue_review_run(&run, &[], &origin, key, fired, crossed)
+                    .await
+                {
+                    let _ = store.end_queued(id, RunStatus::Failure, &why).await;
+                    state.cache.changed();
+                    state.review.votes_wake.notify_one();
+                }
                 report.errors.push(format!(
-                    "change {} patch set {patchset}, job {}: {e}",
+                    "change {} patch set {patchset}, job {}: {why}",
                     change.number, job.name
                 ));
                 continue;
             }
-        };
-        let origin = RunOrigin {
-            trigger: "review".into(),
-            requested_by: Some(format!(
-                "{} +{} on change {},{patchset}",
-                trigger.label, trigger.min, change.number
-            )),
-            retry_of: None,
         };
         match enqueue_review(store, &prepared, &origin, key, fired, crossed).await {
             Ok(Some(id)) => {

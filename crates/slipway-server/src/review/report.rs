@@ -258,6 +258,10 @@ async fn message(state: &AppState, run: &ReviewRun, success: bool) -> String {
         }
         None => Vec::new(),
     };
+    let run_error = match failed {
+        None if !success => state.store.run(run.run_id).await.ok().and_then(|r| r.error),
+        _ => None,
+    };
     report_message(&ReportInput {
         job: &run.job,
         run_id: run.run_id,
@@ -270,5 +274,6 @@ async fn message(state: &AppState, run: &ReviewRun, success: bool) -> String {
                 tail,
             )
         }),
+        run_error: run_error.as_deref(),
     })
 }
