@@ -82,10 +82,13 @@ fn tast(dir: &Path, file: &str, reason: Option<&str>, end: &str) -> String {
     path.display().to_string()
 }
 
-fn record(ex: &Path, args: &[&str]) -> Value {
-    let mut all = vec!["suite", "record"];
-    all.extend_from_slice(args);
-    all.push("--json");
+/// Records a report about a target (`--candidate` or `--release` ID) under `suite`;
+/// `report` is `--junit FILE` or `--tast FILE`.
+fn record(ex: &Path, target: (&str, i64), suite: &str, report: (&str, &str)) -> Value {
+    let id = target.1.to_string();
+    let all = [
+        "suite", "record", target.0, &id, "--suite", suite, report.0, report.1, "--json",
+    ];
     let out = slipway(ex, &all);
     ok(&out);
     json(&out)
@@ -175,30 +178,10 @@ fn results_drive_promotion_hold_soak_and_bvt_cq_rollback() {
         Some("container did not start"),
         "2026-11-26T10:10:00Z",
     );
-    let v = record(
-        &ex,
-        &[
-            "--candidate",
-            &c1.to_string(),
-            "--suite",
-            "pfq",
-            "--tast",
-            &fail,
-        ],
-    );
+    let v = record(&ex, ("--candidate", c1), "pfq", ("--tast", &fail));
     assert_eq!(v["status"], "failed");
     let early = tast(reports, "pfq-early.json", None, "2026-11-26T10:00:00Z");
-    record(
-        &ex,
-        &[
-            "--candidate",
-            &c1.to_string(),
-            "--suite",
-            "pfq",
-            "--tast",
-            &early,
-        ],
-    );
+    record(&ex, ("--candidate", c1), "pfq", ("--tast", &early));
     let (state, reasons) = why(&ex, c1);
     assert_eq!(state, "blocked");
     assert!(
@@ -206,31 +189,11 @@ fn results_drive_promotion_hold_soak_and_bvt_cq_rollback() {
         "{reasons:?}"
     );
     // The same failing report again is a duplicate: recorded once, nothing changes.
-    let v = record(
-        &ex,
-        &[
-            "--candidate",
-            &c1.to_string(),
-            "--suite",
-            "pfq",
-            "--tast",
-            &fail,
-        ],
-    );
+    let v = record(&ex, ("--candidate", c1), "pfq", ("--tast", &fail));
     assert_eq!(v["duplicate"], true);
     // A newer pass: promoted at once, by the policy, read by apt and lxc.
     let late = tast(reports, "pfq-late.json", None, "2026-11-26T10:20:00Z");
-    record(
-        &ex,
-        &[
-            "--candidate",
-            &c1.to_string(),
-            "--suite",
-            "pfq",
-            "--tast",
-            &late,
-        ],
-    );
+    record(&ex, ("--candidate", c1), "pfq", ("--tast", &late));
     assert_eq!(history(&ex), vec![("promote".into(), c1, "policy".into())]);
     assert_eq!(why(&ex, c1).0, "promoted");
     let remote = StreamsRemote::serve(&ex.join("var/buckets/cros-containers/74"), dir.path());
@@ -245,14 +208,9 @@ fn results_drive_promotion_hold_soak_and_bvt_cq_rollback() {
     let c2 = run_candidate(&ex);
     record(
         &ex,
-        &[
-            "--candidate",
-            &c2.to_string(),
-            "--suite",
-            "pfq",
-            "--junit",
-            &junit(reports, "pfq", None),
-        ],
+        ("--candidate", c2),
+        "pfq",
+        ("--junit", &junit(reports, "pfq", None)),
     );
     let (state, reasons) = why(&ex, c2);
     assert_eq!(state, "held");
@@ -261,14 +219,9 @@ fn results_drive_promotion_hold_soak_and_bvt_cq_rollback() {
     // A result for the older candidate changes nothing for the newer one.
     record(
         &ex,
-        &[
-            "--candidate",
-            &c1.to_string(),
-            "--suite",
-            "pfq",
-            "--junit",
-            &junit(reports, "pfq-old", Some("Sftp")),
-        ],
+        ("--candidate", c1),
+        "pfq",
+        ("--junit", &junit(reports, "pfq-old", Some("Sftp"))),
     );
     ok(&slipway(&ex, &["unhold", "--milestone", "74"]));
     ok(&slipway(&ex, &["release", "evaluate", "--milestone", "74"]));
@@ -286,14 +239,11 @@ fn results_drive_promotion_hold_soak_and_bvt_cq_rollback() {
     let release2 = json(&slipway(&ex, &["releases", "--milestone", "74", "--json"]))[0]["id"]
         .as_i64()
         .unwrap();
-    let r = release2.to_string();
     record(
         &ex,
-        &[
-            "--release",
-            &r,
-            "--suite",
-            "bvt-cq",
+        ("--release", release2),
+        "bvt-cq",
+        (
             "--tast",
             &tast(
                 reports,
@@ -301,16 +251,14 @@ fn results_drive_promotion_hold_soak_and_bvt_cq_rollback() {
                 Some("sommelier crashed"),
                 "2026-11-26T11:00:00Z",
             ),
-        ],
+        ),
     );
     assert_eq!(history(&ex)[0].1, c2);
     record(
         &ex,
-        &[
-            "--release",
-            &r,
-            "--suite",
-            "bvt-cq",
+        ("--release", release2),
+        "bvt-cq",
+        (
             "--tast",
             &tast(
                 reports,
@@ -318,7 +266,7 @@ fn results_drive_promotion_hold_soak_and_bvt_cq_rollback() {
                 Some("sommelier crashed"),
                 "2026-11-26T11:05:00Z",
             ),
-        ],
+        ),
     );
     let h = history(&ex);
     assert_eq!(h[0], ("rollback".into(), c1, "policy".into()), "{h:?}");
@@ -343,14 +291,9 @@ fn results_drive_promotion_hold_soak_and_bvt_cq_rollback() {
     let c3 = run_candidate(&ex);
     record(
         &ex,
-        &[
-            "--candidate",
-            &c3.to_string(),
-            "--suite",
-            "pfq",
-            "--junit",
-            &junit(reports, "pfq3", None),
-        ],
+        ("--candidate", c3),
+        "pfq",
+        ("--junit", &junit(reports, "pfq3", None)),
     );
     let (state, reasons) = why(&ex, c3);
     assert_eq!(state, "waiting");
