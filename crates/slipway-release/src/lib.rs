@@ -6,6 +6,7 @@
 
 mod act;
 mod facts;
+mod hold;
 mod notify;
 mod policy;
 mod watch;
@@ -15,6 +16,7 @@ mod testing;
 
 pub use act::{ACTOR, ActError, Report, evaluate_milestone, facts, states};
 pub use facts::{CandidateFacts, Environment, Hold, MilestoneFacts, ReleaseFacts, ResultFacts};
+pub use hold::{hold, unhold};
 pub use policy::{CandidateState, Decision, Evaluation, State, SuiteStatus, Verdict, evaluate};
 pub use slipway_config::ReleasePolicy;
 pub use watch::{RollbackDecision, watch};

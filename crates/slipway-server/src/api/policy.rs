@@ -6,7 +6,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use slipway_config::Role;
 use slipway_release::{Evaluation, Report};
-use slipway_store::{HoldRow, NewPolicyEvent, PolicyEvent};
+use slipway_store::{HoldRow, PolicyEvent};
 
 use crate::api::ApiPath;
 use crate::api::releases::{body_or_default, known_milestone, read_milestone};
@@ -122,24 +122,14 @@ pub async fn hold(
     }
     let project = state.config().project.name.clone();
     let by = format!("{} (slipway serve)", caller.name);
-    state
-        .store
-        .hold(&project, milestone, &by, req.reason.as_deref())
-        .await?;
-    let detail = match &req.reason {
-        Some(r) => format!("held by {by}: {r}"),
-        None => format!("held by {by}"),
-    };
-    state
-        .store
-        .record_policy_event(&NewPolicyEvent {
-            project: &project,
-            milestone,
-            kind: "hold",
-            detail: &detail,
-            ..NewPolicyEvent::default()
-        })
-        .await?;
+    slipway_release::hold(
+        &state.store,
+        &project,
+        milestone,
+        &by,
+        req.reason.as_deref(),
+    )
+    .await?;
     state.cache.changed();
     Ok(Json(policy_view(&state, &project, milestone).await?))
 }
@@ -155,18 +145,11 @@ pub async fn unhold(
     let caller = caller.require(Role::Releaser)?;
     known_milestone(&state, milestone)?;
     let project = state.config().project.name.clone();
-    if state.store.unhold(&project, milestone).await? {
-        let detail = format!("hold lifted by {} (slipway serve)", caller.name);
-        state
-            .store
-            .record_policy_event(&NewPolicyEvent {
-                project: &project,
-                milestone,
-                kind: "unhold",
-                detail: &detail,
-                ..NewPolicyEvent::default()
-            })
-            .await?;
+    let by = format!("{} (slipway serve)", caller.name);
+    if slipway_release::unhold(&state.store, &project, milestone, &by)
+        .await?
+        .is_some()
+    {
         crate::policy::evaluate_later(&state, milestone);
     }
     state.cache.changed();

@@ -4,7 +4,6 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use slipway_store::NewPolicyEvent;
 
 use crate::context::{absolute, load_config, load_config_to_act, open_store};
 
@@ -25,38 +24,13 @@ pub async fn hold(
     let project = &config.project.name;
     let by = slipway_engine::promote::local_actor();
     if lift {
-        if !store.unhold(project, milestone).await? {
-            println!("milestone {milestone} was not held");
-            return Ok(ExitCode::SUCCESS);
+        match slipway_release::unhold(&store, project, milestone, &by).await? {
+            Some(detail) => println!("milestone {milestone}: {detail}"),
+            None => println!("milestone {milestone} was not held"),
         }
-        let detail = format!("hold lifted by {by}");
-        store
-            .record_policy_event(&NewPolicyEvent {
-                project,
-                milestone,
-                kind: "unhold",
-                detail: &detail,
-                ..NewPolicyEvent::default()
-            })
-            .await?;
-        println!("milestone {milestone}: {detail}");
     } else {
-        store
-            .hold(project, milestone, &by, reason.as_deref())
-            .await?;
-        let detail = match &reason {
-            Some(r) => format!("held by {by}: {r}"),
-            None => format!("held by {by}"),
-        };
-        store
-            .record_policy_event(&NewPolicyEvent {
-                project,
-                milestone,
-                kind: "hold",
-                detail: &detail,
-                ..NewPolicyEvent::default()
-            })
-            .await?;
+        let detail =
+            slipway_release::hold(&store, project, milestone, &by, reason.as_deref()).await?;
         println!(
             "milestone {milestone}: {detail}; no automatic promotion until `slipway unhold --milestone {milestone}`"
         );
